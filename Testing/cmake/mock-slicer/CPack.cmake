@@ -1,0 +1,1 @@
+# Mock: packaging is done by the real SDK.

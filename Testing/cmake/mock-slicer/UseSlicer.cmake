@@ -1,0 +1,1 @@
+# Mock: nothing to set up.
