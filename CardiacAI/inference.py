@@ -1,0 +1,152 @@
+"""Model-independent inference machinery: device choice, resampling to and from model spacing,
+and MONAI sliding-window inference with Gaussian blending, progress and cancel.
+
+Resampling happens here and nowhere else: the input CT is resampled (linear) onto a grid of the
+model's spacing covering the same physical extent, and the predicted labels are resampled back
+(nearest neighbour) onto the input grid, so the output label map has exactly the input geometry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import threading
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import InputError, OperationCancelled
+from .image import Image
+
+#: progress(fraction_done in [0, 1], message)
+ProgressCallback = Callable[[float, str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceChoice:
+    """The torch device inference runs on, and why (shown to the user: "GPU not used" is a top complaint)."""
+
+    device: str
+    reason: str
+    mixed_precision: bool
+
+
+def choose_device(prefer_gpu: bool = True) -> DeviceChoice:
+    """Pick CUDA when present and wanted, else the CPU, and say why.
+
+    On the CPU, torch's intra-op threads are set to the number of available cores (at least 1),
+    which matters on small workstations where the default can oversubscribe.
+    """
+    import torch
+
+    if prefer_gpu and torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        return DeviceChoice("cuda", f"CUDA GPU {name}", mixed_precision=True)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, cores))
+    if not prefer_gpu:
+        reason = f"CPU ({cores} threads): GPU use switched off"
+    elif torch.version.cuda is None:
+        reason = f"CPU ({cores} threads): this PyTorch build has no CUDA support"
+    else:
+        reason = f"CPU ({cores} threads): no CUDA GPU detected"
+    return DeviceChoice("cpu", reason, mixed_precision=False)
+
+
+def resample_to_spacing(image: Image, spacing_ijk: Sequence[float], *, is_label: bool = False,
+                        default_value: float | None = None) -> Image:
+    """Resample ``image`` onto a grid of ``spacing_ijk`` (mm) covering the same physical extent.
+
+    The new grid keeps the origin corner (the outer edge of voxel 0) and the direction; its size is
+    ``ceil(extent / spacing)`` per axis. Linear interpolation for intensities (float32 result),
+    nearest neighbour for label maps (``is_label=True``; dtype kept). Points outside the input get
+    ``default_value`` (default: the image minimum, i.e. air for CT; 0 for labels).
+    """
+    import SimpleITK as sitk
+
+    spacing_ijk = tuple(float(s) for s in spacing_ijk)
+    if any(s <= 0 for s in spacing_ijk):
+        raise InputError(f"target spacing {spacing_ijk} mm must be positive")
+    src = image.to_sitk()
+    old_size = np.array(image.shape_ijk, float)
+    old_spacing = np.array(image.spacing, float)
+    new_spacing = np.array(spacing_ijk)
+    new_size = np.maximum(1, np.ceil(old_size * old_spacing / new_spacing - 1e-6)).astype(int)
+    # Keep the outer corner of the first voxel fixed: shift the centre of voxel 0 by half a voxel difference.
+    shift = image.direction @ ((new_spacing - old_spacing) / 2.0)
+    new_origin = np.array(image.origin) + shift
+    if default_value is None:
+        default_value = 0.0 if is_label else float(image.array.min())
+    resampled = sitk.Resample(
+        src if is_label else sitk.Cast(src, sitk.sitkFloat32),
+        [int(s) for s in new_size],
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear,
+        tuple(new_origin),
+        tuple(new_spacing),
+        tuple(image.direction.ravel()),
+        float(default_value),
+    )
+    return Image.from_sitk(resampled, modality=image.modality, metadata=dict(image.metadata))
+
+
+def resample_labels_onto(labelmap: Image, reference: Image) -> Image:
+    """Nearest-neighbour resampling of an integer label map onto ``reference``'s grid (exact geometry).
+
+    Voxels of the reference outside the label map's extent get label 0.
+    """
+    import SimpleITK as sitk
+
+    pixel_type = sitk.sitkUInt8 if labelmap.array.max(initial=0) <= 255 else sitk.sitkUInt16
+    out = sitk.Resample(labelmap.to_sitk(), reference.to_sitk(), sitk.Transform(),
+                        sitk.sitkNearestNeighbor, 0.0, pixel_type)
+    return reference.with_array(sitk.GetArrayFromImage(out), modality="", metadata={})
+
+
+def sliding_window_logits(volume: np.ndarray, network, *, roi_size: Sequence[int], device: DeviceChoice,
+                          overlap: float = 0.25, sw_batch_size: int = 1,
+                          progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+                          progress_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Run ``network`` over a normalised volume with MONAI sliding-window inference (Gaussian blending).
+
+    Parameters
+    ----------
+    volume: float32 array (K, J, I), already normalised the way the model was trained.
+    network: torch module mapping (N, 1, D, H, W) to logits (N, C, D, H, W), in eval mode.
+    roi_size: window size in voxels, (D, H, W) = (k, j, i) order.
+    device: from :func:`choose_device`; on CUDA the network runs under autocast (float16).
+    progress: called with the fraction done (mapped into ``progress_range``) after each window batch.
+    cancel: when set, inference stops at the next window batch with :class:`OperationCancelled`.
+
+    Returns
+    -------
+    Softmax probabilities, float32 array (C, K, J, I), on the CPU.
+    """
+    import torch
+    from monai.data.utils import dense_patch_slices
+    from monai.inferers import sliding_window_inference
+
+    roi = tuple(int(r) for r in roi_size)
+    padded = tuple(max(s, r) for s, r in zip(volume.shape, roi))
+    interval = tuple(max(int(r * (1 - overlap)), 1) for r in roi)
+    total_batches = math.ceil(len(dense_patch_slices(padded, roi, interval)) / sw_batch_size)
+    done = [0]
+    lo, hi = progress_range
+
+    def predictor(batch):
+        if cancel is not None and cancel.is_set():
+            raise OperationCancelled("segmentation cancelled by the user", "nothing was written")
+        with torch.autocast("cuda", dtype=torch.float16, enabled=device.mixed_precision):
+            out = network(batch)
+        done[0] += 1
+        if progress is not None:
+            progress(lo + (hi - lo) * min(done[0] / total_batches, 1.0), f"window {done[0]}/{total_batches}")
+        return out.float()
+
+    tensor = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None, None].to(device.device)
+    with torch.inference_mode():
+        logits = sliding_window_inference(tensor, roi, sw_batch_size, predictor, overlap=overlap,
+                                          mode="gaussian", padding_mode="replicate")
+        probs = torch.softmax(logits, dim=1)[0]
+    return probs.cpu().numpy()

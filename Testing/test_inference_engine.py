@@ -1,0 +1,98 @@
+"""Resampling to and from model spacing, sliding-window inference, progress and cancel."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from CardiacAI.errors import OperationCancelled
+from CardiacAI.image import Image
+from CardiacAI.inference import (
+    choose_device,
+    resample_labels_onto,
+    resample_to_spacing,
+    sliding_window_logits,
+)
+
+
+def _oblique():
+    a = np.radians(15)
+    return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+
+
+def _ball_image(shape=(40, 50, 60), spacing=(0.7, 0.7, 2.5)):
+    k, j, i = np.indices(shape)
+    centre = np.array(shape) / 2
+    # A ball of radius 12 mm in physical units: labels and intensities agree with each other.
+    dist = np.sqrt(((k - centre[0]) * spacing[2]) ** 2 + ((j - centre[1]) * spacing[1]) ** 2
+                   + ((i - centre[2]) * spacing[0]) ** 2)
+    arr = np.where(dist < 12, 300, -100).astype(np.int16)
+    return Image(arr, spacing=spacing, origin=(-20, 30, 100), direction=_oblique(), modality="CT"), dist < 12
+
+
+def test_resampling_keeps_physical_extent_and_direction():
+    image, _ = _ball_image()
+    iso = resample_to_spacing(image, (1.5, 1.5, 1.5))
+    assert iso.spacing == (1.5, 1.5, 1.5)
+    assert np.allclose(iso.direction, image.direction)
+    old_extent = np.array(image.shape_ijk) * np.array(image.spacing)
+    new_extent = np.array(iso.shape_ijk) * np.array(iso.spacing)
+    assert np.all(new_extent >= old_extent - 1e-6) and np.all(new_extent - old_extent < 1.5)
+    # The outer corner of voxel 0 stays where it was.
+    corner_old = image.ijk_to_lps @ [-0.5, -0.5, -0.5, 1]
+    corner_new = iso.ijk_to_lps @ [-0.5, -0.5, -0.5, 1]
+    assert np.allclose(corner_old, corner_new)
+    # The ball keeps its volume (4/3 pi 12^3 = 7238 mm^3) within partial-volume error.
+    assert (iso.array > 100).sum() * 1.5 ** 3 == pytest.approx(7238, rel=0.1)
+
+
+def test_labels_come_back_on_the_exact_input_grid():
+    image, ball = _ball_image()
+    labels = image.with_array(ball.astype(np.uint8))
+    coarse = resample_to_spacing(labels, (2.0, 2.0, 2.0), is_label=True)
+    assert coarse.array.dtype == np.uint8 and set(np.unique(coarse.array)) == {0, 1}
+    back = resample_labels_onto(coarse, image)
+    assert back.same_geometry(image)
+    dice = 2 * np.logical_and(back.array == 1, ball).sum() / ((back.array == 1).sum() + ball.sum())
+    assert dice > 0.9
+
+
+class _ThresholdNet(torch.nn.Module):
+    """Two-class 'network' whose logits follow the intensity: class 1 where the input is > 0."""
+
+    def forward(self, x):
+        return torch.cat([-x, x], dim=1) * 10
+
+
+def test_sliding_window_segments_whole_volume_with_monotonic_progress():
+    image, ball = _ball_image(shape=(30, 40, 50))
+    volume = (image.array.astype(np.float32) / 1000.0)
+    seen = []
+    probs = sliding_window_logits(volume, _ThresholdNet().eval(), roi_size=(16, 24, 24),
+                                  device=choose_device(prefer_gpu=False), overlap=0.25,
+                                  progress=lambda f, msg: seen.append(f))
+    assert probs.shape == (2,) + volume.shape
+    assert np.allclose(probs.sum(axis=0), 1, atol=1e-5)
+    assert np.array_equal(probs.argmax(axis=0) == 1, ball)
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0) and len(seen) > 1
+
+
+def test_cancel_stops_inference():
+    image, _ = _ball_image(shape=(30, 40, 50))
+    cancel = threading.Event()
+    calls = []
+
+    def progress(fraction, message):
+        calls.append(fraction)
+        cancel.set()  # the user presses Cancel after the first window batch
+
+    with pytest.raises(OperationCancelled, match="cancelled"):
+        sliding_window_logits(image.array.astype(np.float32), _ThresholdNet().eval(), roi_size=(16, 16, 16),
+                              device=choose_device(prefer_gpu=False), progress=progress, cancel=cancel)
+    assert len(calls) == 1
+
+
+def test_device_choice_says_why_cpu():
+    choice = choose_device(prefer_gpu=False)
+    assert choice.device == "cpu" and "switched off" in choice.reason and not choice.mixed_precision
