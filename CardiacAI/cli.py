@@ -46,7 +46,7 @@ def image_summary(image) -> dict:
         "format": md.get("format", ""),
         "series_instance_uid": md.get("series_instance_uid"),
         "series_description": md.get("series_description"),
-        "series_choice": md.get("series_choice"),
+        "series_choice": md.get("selection_reason"),
         "modality": image.modality or md.get("modality") or "unknown",
         "manufacturer": md.get("manufacturer"),
         "manufacturer_model": md.get("manufacturer_model"),

@@ -21,11 +21,16 @@ class CardiacAIError(Exception):
 
     def __init__(self, problem: str, remedy: str | None = None) -> None:
         self.problem = problem.rstrip(". ")
-        self.remedy = remedy.rstrip(". ") if remedy else None
+        self.remedy = _sentence(remedy.rstrip(". ")) if remedy else None
         message = self.problem + "."
         if self.remedy:
             message += " " + self.remedy + "."
         super().__init__(message)
+
+
+def _sentence(text: str) -> str:
+    """Capitalise the first letter without touching the rest (file names, UIDs, units)."""
+    return text[:1].upper() + text[1:]
 
 
 class InputError(CardiacAIError, ValueError):
