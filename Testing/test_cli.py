@@ -1,0 +1,72 @@
+"""The ``cardiacai`` command line on the real chest CTs: info, convert, and clear errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pydicom
+import pytest
+
+from CardiacAI.cli import main, orientation_description
+from CardiacAI.io import read_image, read_labelmap
+
+
+def test_info_reports_lidc1_size_spacing_modality_kvp(lidc1_dir, capsys):
+    assert main(["info", str(lidc1_dir), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    first = pydicom.dcmread(next(lidc1_dir.glob("*.dcm")), stop_before_pixels=True)
+    assert info["size_ijk"] == [first.Columns, first.Rows, 133]
+    assert info["size_ijk"] == [512, 512, 133]
+    assert info["spacing_mm"] == pytest.approx([0.703, 0.703, 2.5], abs=1e-3)
+    assert info["modality"] == "CT" and info["kvp"] == 120.0
+    assert info["manufacturer"].startswith("GE")
+    assert info["orientation"].startswith("LPS (axial")
+    assert info["hu_min"] < -900 and info["hu_max"] > 1000
+
+
+def test_info_text_output_is_readable(lidc1_dir, capsys):
+    assert main(["info", str(lidc1_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "512 x 512 x 133 voxels" in out and "0.7031 x 0.7031 x 2.5 mm" in out
+    assert "kVp:           120" in out and "Modality:      CT" in out
+
+
+def test_console_script_errors_are_one_clear_line(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "CardiacAI", "info", str(tmp_path / "missing")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "does not exist" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_convert_dicom_to_nifti_keeps_voxels_and_geometry(lidc1_dir, lidc1_image, tmp_path):
+    out = tmp_path / "ct.nii.gz"
+    assert main(["convert", str(lidc1_dir), str(out)]) == 0
+    back = read_image(out)
+    assert np.array_equal(back.array, lidc1_image.array)
+    assert back.same_geometry(lidc1_image, atol=1e-4)
+
+
+def test_convert_refuses_unknown_output_format_and_writes_nothing(lidc1_dir, tmp_path, capsys):
+    assert main(["convert", str(lidc1_dir), str(tmp_path / "ct.jpg")]) == 2
+    assert "error" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_labelmap_needs_a_task(tmp_path, capsys):
+    from CardiacAI.image import Image
+    from CardiacAI.io import write_labelmap
+
+    lm = tmp_path / "lm.nii.gz"
+    write_labelmap(Image(np.ones((4, 4, 4), np.uint8), spacing=(1, 1, 1)), lm)
+    assert main(["convert", str(lm), str(tmp_path / "lm.seg.nrrd")]) == 2
+    assert "--task" in capsys.readouterr().err
+    assert main(["convert", str(lm), str(tmp_path / "lm.nrrd"), "--labelmap", "--task", "whole-heart"]) == 0
+    assert np.array_equal(read_labelmap(tmp_path / "lm.nrrd").array, np.ones((4, 4, 4)))
+
+
+def test_orientation_description_of_oblique_grid():
+    a = np.radians(30)
+    d = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    assert "oblique by 30.0°" in orientation_description(d)
+    assert orientation_description(np.diag([1.0, 1.0, 1.0])) == "LPS (axial, not oblique)"
