@@ -124,7 +124,7 @@ def _cmd_convert(args) -> int:
         else:
             labelmap = read_labelmap(args.input, reference=reference)
         if out_is_seg:
-            slicer_bridge.write_seg_nrrd(labelmap, label_set, args.output)
+            slicer_bridge.write_seg_nrrd(labelmap, label_set, args.output, reference=reference)
         else:
             write_labelmap(labelmap, args.output)
     else:

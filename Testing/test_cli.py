@@ -70,3 +70,22 @@ def test_orientation_description_of_oblique_grid():
     d = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     assert "oblique by 30.0°" in orientation_description(d)
     assert orientation_description(np.diag([1.0, 1.0, 1.0])) == "LPS (axial, not oblique)"
+
+
+def test_convert_labelmap_to_seg_nrrd_and_back_on_real_ct_grid(lidc1_dir, lidc1_image, tmp_path):
+    from CardiacAI.io import write_labelmap
+    from CardiacAI.labels import get_label_set
+
+    labels = np.zeros(lidc1_image.array.shape, np.uint8)
+    labels[60:70, 200:260, 200:300] = 5  # "aorta" box
+    labels[60:70, 300:340, 200:260] = 4  # "LV myocardium" box
+    lm_path = tmp_path / "labels.nii.gz"
+    write_labelmap(lidc1_image.with_array(labels), lm_path)
+    seg = tmp_path / "labels.seg.nrrd"
+    assert main(["convert", str(lm_path), str(seg), "--task", "whole-heart", "--reference", str(lidc1_dir)]) == 0
+    back = tmp_path / "back.nrrd"
+    assert main(["convert", str(seg), str(back), "--task", "whole-heart", "--reference", str(lidc1_dir)]) == 0
+    result = read_labelmap(back, reference=lidc1_image)
+    assert np.array_equal(result.array, labels)
+    names = [s.name for s in get_label_set("whole-heart").structures]
+    assert "Aorta" in names
