@@ -1,0 +1,365 @@
+"""Perivascular regions: the tissue within one local vessel diameter of the outer vessel wall.
+
+This is the region in which the perivascular fat attenuation index (FAI) is measured
+(Antonopoulos et al., Sci Transl Med 2017, "a radial distance from the outer vessel wall equal to
+the diameter of the vessel"; Oikonomou et al., Lancet 2018), used by the IMA/aorta SE+Swin paper
+for the peri-IMA and periaortic regions. It is computed from the vessel masks, so it follows every
+correction a clinician makes to the vessels.
+
+Method, on boolean masks in (k, j, i) order with anisotropic spacing handled in mm throughout
+(``scipy.ndimage.distance_transform_edt`` with ``sampling`` = spacing in (k, j, i) order):
+
+1. The vessel centreline is the ridge of its distance-to-wall map: the vessel voxels from which
+   no face neighbour lies deeper by more than half the step between them (the map rises with
+   slope 1 towards the axis everywhere else).
+2. The inscribed radius at each centreline voxel is its distance to the nearest non-vessel voxel
+   centre plus the sub-voxel offset of the true axis (from the neighbours' distances).
+3. The local diameter of a vessel voxel is its local thickness (Hildebrand & Rüegsegger, J
+   Microsc 1997): the diameter of the largest inscribed ball containing it, kept within
+   [``min_diameter_mm``, ``max_distance_mm``]; every voxel outside the vessel takes the diameter
+   of its nearest vessel (wall) voxel (nearest-feature transform, ``return_indices=True``).
+4. The region is every non-vessel voxel whose distance to the wall (distance to the nearest vessel
+   voxel centre minus half a voxel along that direction) is at most that local diameter, inside
+   ``body_mask`` and outside ``exclude_mask``.
+
+All of it runs in the vessel's bounding box grown by the largest region thickness, so the cost
+depends on the vessel, not on the CT grid (about 1 s for a 300-mL aorta with its arch on a
+512 x 512 x 133 grid, one CPU core). Measured on digitised straight tubes along k (radius 1-12 mm,
+random sub-voxel axis positions, spacing 0.7 x 0.7 x 2.5 and 0.6 x 0.8 x 2.0 mm): the region
+reaches 3 radii from the axis to within -0.6/+0.6 mm, i.e. within one in-plane voxel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .errors import InputError
+from .image import Image
+
+#: Smallest local diameter used (mm): a vessel segmented one voxel thin still gets a region.
+DEFAULT_MIN_DIAMETER_MM = 1.0
+#: Largest region thickness (mm): covers the normal adult aorta (ascending diameter up to about
+#: 40 mm) while stopping a dilated aorta or a mis-segmented blob from flooding the chest.
+DEFAULT_MAX_DISTANCE_MM = 40.0
+
+#: Structure keys of the ima-aorta label set this module reads and writes.
+IMA_KEYS = ("left_internal_mammary_artery", "right_internal_mammary_artery")
+AORTA_KEY = "aorta"
+PERI_IMA_KEY = "peri_ima_region"
+PERIAORTIC_KEY = "periaortic_region"
+
+
+@dataclasses.dataclass
+class _Region:
+    """A perivascular region inside a box of the full grid, with each voxel's wall distance (mm)."""
+
+    box: tuple[slice, slice, slice]
+    mask: np.ndarray
+    wall_distance_mm: np.ndarray
+
+    def paste(self, full: np.ndarray) -> None:
+        full[self.box] |= self.mask
+
+    def distance_at(self, coords: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Wall distance at full-grid coordinates; infinite where the voxel is not in the region."""
+        out = np.full(coords[0].shape, np.inf)
+        local = [c - b.start for c, b in zip(coords, self.box)]
+        inside = np.ones(coords[0].shape, bool)
+        for c, n in zip(local, self.mask.shape):
+            inside &= (c >= 0) & (c < n)
+        idx = tuple(c[inside] for c in local)
+        values = np.where(self.mask[idx], self.wall_distance_mm[idx], np.inf)
+        out[inside] = values
+        return out
+
+
+def perivascular_region(vessel_mask: np.ndarray, spacing_ijk, *, body_mask: np.ndarray | None = None,
+                        exclude_mask: np.ndarray | None = None,
+                        min_diameter_mm: float = DEFAULT_MIN_DIAMETER_MM,
+                        max_distance_mm: float = DEFAULT_MAX_DISTANCE_MM) -> np.ndarray:
+    """The tissue within one local vessel diameter of the outer wall of a vessel (see module text).
+
+    Parameters
+    ----------
+    vessel_mask: bool array (K, J, I), the vessel (lumen and wall); may hold several vessels.
+    spacing_ijk: voxel size (i, j, k) in mm, as :attr:`CardiacAI.image.Image.spacing`.
+    body_mask: bool array (K, J, I); the region is clipped to it (e.g. :func:`CardiacAI.postprocess.body_mask_from_ct`).
+    exclude_mask: bool array (K, J, I) of voxels the region must not take (other labelled structures).
+    min_diameter_mm: smallest local diameter used, mm.
+    max_distance_mm: largest region thickness, mm.
+
+    Returns a bool array (K, J, I) that never includes a vessel voxel; all False for an empty vessel.
+
+    Raises
+    ------
+    InputError: masks of different shapes or not 3D, spacing not 3 positive numbers, or
+        min_diameter_mm / max_distance_mm not positive with min <= max.
+    """
+    vessel = _mask(vessel_mask, "vessel_mask")
+    out = np.zeros(vessel.shape, bool)
+    region = _region(vessel, spacing_ijk, _mask(body_mask, "body_mask", vessel.shape),
+                     _mask(exclude_mask, "exclude_mask", vessel.shape), min_diameter_mm, max_distance_mm)
+    if region is not None:
+        region.paste(out)
+    return out
+
+
+def add_perivascular_regions(labelmap, label_set=None, body_mask: np.ndarray | None = None, *,
+                             spacing_ijk=None, exclude_mask: np.ndarray | None = None,
+                             min_diameter_mm: float = DEFAULT_MIN_DIAMETER_MM,
+                             max_distance_mm: float = DEFAULT_MAX_DISTANCE_MM):
+    """Recompute the peri-IMA and periaortic regions of an ima-aorta label map from its vessels.
+
+    Existing peri_ima_region and periaortic_region voxels are cleared first, so the regions follow
+    the current vessel masks. The peri-IMA region grows from each internal mammary artery (each
+    with its own diameters), the periaortic region from the aorta; both only into background
+    voxels (never a vessel or any other labelled structure, nor ``exclude_mask``), clipped to
+    ``body_mask``. A voxel within reach of both the aorta and an IMA goes to the vessel whose wall
+    is nearer.
+
+    Parameters
+    ----------
+    labelmap: :class:`CardiacAI.image.Image` or integer array (K, J, I) with the values of the
+        ima-aorta label set.
+    label_set: the :class:`CardiacAI.labels.LabelSet` (default ``get_label_set("ima-aorta")``);
+        it must have the keys left/right_internal_mammary_artery, aorta, peri_ima_region and
+        periaortic_region.
+    body_mask: bool array (K, J, I) or None (no clipping).
+    spacing_ijk: voxel size (i, j, k) in mm; required for an array, taken from an Image.
+    exclude_mask: optional bool array (K, J, I) of further voxels the regions must not take.
+    min_diameter_mm, max_distance_mm: as :func:`perivascular_region`.
+
+    Returns a new label map of the same kind (Image or array) and dtype.
+
+    Raises InputError for a missing spacing, a label set without those keys, or mismatched shapes.
+    """
+    if label_set is None:
+        from .labels import get_label_set
+
+        label_set = get_label_set("ima-aorta")
+    values = {}
+    for key in (*IMA_KEYS, AORTA_KEY, PERI_IMA_KEY, PERIAORTIC_KEY):
+        matches = [s.value for s in label_set.structures if s.key == key]
+        if not matches:
+            raise InputError(f"the label set '{getattr(label_set, 'task', '?')}' has no structure '{key}'",
+                             "use the ima-aorta label set")
+        values[key] = int(matches[0])
+
+    if isinstance(labelmap, Image):
+        array, spacing = labelmap.array, labelmap.spacing
+    else:
+        array, spacing = np.asarray(labelmap), spacing_ijk
+        if spacing is None:
+            raise InputError("spacing_ijk is required when the label map is a plain array",
+                             "pass spacing_ijk=(i, j, k) in mm, or an Image")
+    if array.ndim != 3 or not np.issubdtype(array.dtype, np.integer):
+        raise InputError(f"the label map must be a 3D integer array, got {array.dtype} {array.shape}")
+    body = _mask(body_mask, "body_mask", array.shape)
+    extra = _mask(exclude_mask, "exclude_mask", array.shape)
+
+    out = array.copy()
+    out[(out == values[PERI_IMA_KEY]) | (out == values[PERIAORTIC_KEY])] = 0
+    protected = out != 0
+    if extra is not None:
+        protected |= extra
+
+    aortic = _region(out == values[AORTA_KEY], spacing, body, protected, min_diameter_mm, max_distance_mm)
+    ima_regions = [r for r in (_region(out == values[key], spacing, body, protected, min_diameter_mm,
+                                       max_distance_mm) for key in IMA_KEYS) if r is not None]
+    peri_ima = np.zeros(out.shape, bool)
+    for region in ima_regions:
+        region.paste(peri_ima)
+    periaortic = np.zeros(out.shape, bool)
+    if aortic is not None:
+        aortic.paste(periaortic)
+    both = np.nonzero(peri_ima & periaortic)
+    if both[0].size:
+        ima_distance = np.min([r.distance_at(both) for r in ima_regions], axis=0)
+        aortic_nearer = aortic.distance_at(both) <= ima_distance
+        peri_ima[tuple(c[aortic_nearer] for c in both)] = False
+        periaortic[tuple(c[~aortic_nearer] for c in both)] = False
+    out[peri_ima] = values[PERI_IMA_KEY]
+    out[periaortic] = values[PERIAORTIC_KEY]
+    return labelmap.with_array(out) if isinstance(labelmap, Image) else out
+
+
+# -- the computation -------------------------------------------------------------------------------------
+
+
+def _region(vessel: np.ndarray, spacing_ijk, body: np.ndarray | None, exclude: np.ndarray | None,
+            min_diameter_mm: float, max_distance_mm: float) -> _Region | None:
+    spacing = np.asarray(spacing_ijk, float).ravel()
+    if spacing.size != 3 or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise InputError(f"spacing must be 3 positive numbers (i, j, k) in mm, got {spacing_ijk}")
+    if not (0 < min_diameter_mm <= max_distance_mm and math.isfinite(max_distance_mm)):
+        raise InputError(f"need 0 < min_diameter_mm <= max_distance_mm (finite), got {min_diameter_mm} "
+                         f"and {max_distance_mm}")
+    sampling = spacing[::-1]  # (k, j, i)
+    boxes = ndi.find_objects(vessel.view(np.uint8))
+    if not boxes or boxes[0] is None:
+        return None
+    vessel_box = boxes[0]
+
+    # Diameters on the vessel's own box plus one voxel (within the grid: a vessel cut by the edge
+    # of the scan must not look narrow there).
+    inner = _grow(vessel_box, [1, 1, 1], vessel.shape)
+    v_in = vessel[inner]
+    if v_in.all():  # no wall inside the grid at all: the diameter is unknown, take the largest
+        radius = np.full(v_in.shape, max_distance_mm / 2.0, np.float32)
+    else:
+        depth = ndi.distance_transform_edt(v_in, sampling=sampling)
+        radius = _local_thickness_radius(depth, v_in, sampling)
+        del depth
+    vessel_diameter = np.clip(2.0 * radius, min_diameter_mm, max_distance_mm)
+    del radius
+
+    # The region, on the vessel box grown by the largest thickness (plus the half voxel).
+    reach_mm = float(vessel_diameter[v_in].max()) + float(sampling.max())
+    outer = _grow(vessel_box, [int(math.ceil(reach_mm / s)) + 1 for s in sampling], vessel.shape)
+    v_out = vessel[outer]
+    distance, nearest_wall = ndi.distance_transform_edt(~v_out, sampling=sampling, return_indices=True)
+    candidate = ~v_out & (distance <= reach_mm)
+    if body is not None:
+        candidate &= body[outer]
+    if exclude is not None:
+        candidate &= ~exclude[outer]
+    points = np.nonzero(candidate)
+    feet = nearest_wall[(slice(None), *points)]
+    offset = np.array([o.start - i.start for o, i in zip(outer, inner)])[:, None]
+    local_diameter = vessel_diameter[tuple(feet + offset)]
+    wall_distance = distance[points]
+    # the half-voxel correction (at most half the largest spacing) only matters near the boundary
+    band = (wall_distance > local_diameter) & (wall_distance - float(sampling.max()) / 2.0 <= local_diameter)
+    wall_distance[band] -= _half_voxel_towards(np.stack([p[band] for p in points]), feet[:, band], sampling)
+    keep = wall_distance <= local_diameter
+    mask = np.zeros(v_out.shape, bool)
+    kept = tuple(p[keep] for p in points)
+    mask[kept] = True
+    wall = np.full(v_out.shape, np.inf, np.float32)
+    wall[kept] = wall_distance[keep]
+    return _Region(outer, mask, wall)
+
+
+def _local_thickness_radius(depth: np.ndarray, vessel: np.ndarray, sampling: np.ndarray) -> np.ndarray:
+    """Per vessel voxel, the radius (mm) of the largest inscribed ball that contains it.
+
+    This is local thickness / 2 (Hildebrand & Rüegsegger, J Microsc 1997). Ball centres are the
+    ridge voxels of ``depth`` (the distance map in mm, :func:`_distance_ridge`), moved to the
+    sub-voxel position of the true axis (:func:`_ridge_offset_mm`), with radius ``depth`` plus that
+    move; a ball reaches half the finest voxel further, for the noise of the distance map. Balls
+    are painted largest first, so each voxel keeps the largest ball that reaches it; a voxel no
+    ball reaches keeps its own depth. Returns float32 (mm), 0 outside the vessel.
+    """
+    centres = np.nonzero(_distance_ridge(depth, vessel, sampling))
+    offsets = _ridge_offset_mm(depth, centres, sampling)  # (3, N) mm, towards the true axis
+    radii = depth[centres] + np.linalg.norm(offsets, axis=0)
+    noise = float(np.min(sampling)) / 2.0
+    order = np.argsort(-radii, kind="stable")
+    radius = np.zeros(depth.shape, np.float32)
+    shape = np.array(depth.shape)
+    for index in order:
+        voxel = tuple(int(c[index]) for c in centres)
+        if radii[index] < 0.5 * radius[voxel]:
+            continue  # a small ball inside a much larger one (wall-side ridge voxel): adds nothing useful
+        centre_mm = np.array(voxel) * sampling + offsets[:, index]
+        reach = float(radii[index]) + noise
+        lo = np.maximum(np.floor((centre_mm - reach) / sampling).astype(int), 0)
+        hi = np.minimum(np.ceil((centre_mm + reach) / sampling).astype(int) + 1, shape)
+        if np.any(hi <= lo):
+            continue
+        box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        k, j, i = (np.arange(a, b) * s - c for a, b, c, s in zip(lo, hi, centre_mm, sampling))
+        inside = (k[:, None, None] ** 2 + j[None, :, None] ** 2 + i[None, None, :] ** 2) <= reach * reach
+        target = radius[box]
+        target[inside & vessel[box] & (target == 0)] = radii[index]
+    return np.maximum(radius, depth.astype(np.float32) * vessel)
+
+
+def _ridge_offset_mm(depth: np.ndarray, centres: tuple[np.ndarray, ...], sampling: np.ndarray) -> np.ndarray:
+    """Where the true ridge (vessel axis) lies relative to each centre voxel: (3, N) mm in (k, j, i).
+
+    Across a ridge the depth falls with slope 1 on both sides, so along an axis a that crosses it
+    (both neighbours lower by about a step: 2 depth(c) - depth(c + e_a) - depth(c - e_a) >= step)
+    the ridge sits at (depth(c + e_a) - depth(c - e_a)) / 2 from c, at most half a voxel. Along the
+    vessel (no such drop) the offset is 0, so a taper is not mistaken for an offset. Without this a
+    vessel looks too narrow by up to half a voxel diagonal, and by up to half a slice when it runs
+    across thick slices.
+    """
+    shape = np.array(depth.shape)
+    offsets = np.zeros((3, centres[0].size), float)
+    centre_depth = depth[centres]
+    for axis, step in enumerate(sampling):
+        plus = [c.copy() for c in centres]
+        minus = [c.copy() for c in centres]
+        plus[axis] += 1
+        minus[axis] -= 1
+        valid = (plus[axis] < shape[axis]) & (minus[axis] >= 0)
+        up = np.full(centre_depth.shape, np.nan)
+        down = np.full(centre_depth.shape, np.nan)
+        up[valid] = depth[tuple(p[valid] for p in plus)]
+        down[valid] = depth[tuple(m[valid] for m in minus)]
+        with np.errstate(invalid="ignore"):
+            crossing = valid & (2.0 * centre_depth - up - down >= step)
+        offsets[axis, crossing] = np.clip((up[crossing] - down[crossing]) / 2.0, -step / 2.0, step / 2.0)
+    return offsets
+
+
+def _half_voxel_towards(points: np.ndarray, feet: np.ndarray, sampling: np.ndarray) -> np.ndarray:
+    """Distance (mm) from a voxel centre to its voxel's face along the direction points -> feet.
+
+    points, feet: (3, N) index arrays; sampling: spacing (k, j, i). This is the half voxel between
+    a voxel centre and the wall it faces, for anisotropic voxels and oblique directions.
+    """
+    vector = (feet - points) * sampling[:, None]
+    norm = np.linalg.norm(vector, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        direction = np.abs(vector) / norm
+        to_face = np.where(direction > 1e-9, (sampling[:, None] / 2.0) / direction, np.inf)
+    half = to_face.min(axis=0)
+    return np.where(np.isfinite(half), half, 0.0)
+
+
+#: A vessel voxel is on the centreline when no face neighbour's distance to the wall exceeds its
+#: own by more than this fraction of the step between them: the distance map rises with slope 1
+#: towards the axis everywhere else, and with the taper (well below 0.5) along the axis.
+RIDGE_MAX_SLOPE = 0.5
+
+
+def _distance_ridge(depth: np.ndarray, vessel: np.ndarray, sampling: np.ndarray) -> np.ndarray:
+    """Centreline voxels: the ridge of the distance-to-wall map ``depth`` (mm) inside ``vessel``.
+
+    Used instead of a topological skeleton because it works in mm (anisotropic voxels give no
+    spurious medial surfaces) and never comes out empty (the deepest voxel always qualifies;
+    skimage's 3D thinning can return nothing for some solid shapes, scikit-image issue #3757).
+    """
+    steepest = np.zeros(depth.shape, np.float32)
+    for axis, step in enumerate(sampling):
+        if depth.shape[axis] < 2:
+            continue
+        lower = [slice(None)] * 3
+        upper = [slice(None)] * 3
+        lower[axis], upper[axis] = slice(0, -1), slice(1, None)
+        rise = (depth[tuple(upper)] - depth[tuple(lower)]) / step
+        np.maximum(steepest[tuple(lower)], rise, out=steepest[tuple(lower)])
+        np.maximum(steepest[tuple(upper)], -rise, out=steepest[tuple(upper)])
+    return vessel & (steepest <= RIDGE_MAX_SLOPE)
+
+
+def _grow(box: tuple[slice, ...], margin: list[int], shape: tuple[int, ...]) -> tuple[slice, ...]:
+    return tuple(slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(box, margin, shape))
+
+
+def _mask(mask, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.ndim != 3:
+        raise InputError(f"{name} must be a 3D (k, j, i) array, got shape {mask.shape}")
+    if shape is not None and mask.shape != shape:
+        raise InputError(f"{name} has shape {mask.shape} but the vessel mask has {shape}",
+                         "give masks on the same grid")
+    return mask.astype(bool, copy=False)

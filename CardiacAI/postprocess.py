@@ -1,0 +1,407 @@
+"""Clean-up of predicted label maps, the body mask, and whether each structure is really there.
+
+Label maps are integer numpy arrays in (k, j, i) = (slice, row, column) order with 0 as
+background, as :class:`CardiacAI.image.Image` arrays; spacing is (i, j, k) in mm as
+:attr:`Image.spacing`. Every function returns a new array and leaves its input untouched; each
+works inside the bounding box of one structure at a time (``scipy.ndimage.find_objects``), so a
+512 x 512 x 300 CT grid costs little more than the structures it holds.
+
+Anatomy rules (:data:`ANATOMY_RULES`, used by :func:`clean_labelmap`): a heart chamber, the
+myocardium, the pulmonary artery trunk and the superior vena cava are one connected object, so
+only their largest connected component is kept. Structures that may legitimately come in pieces
+keep every component above a minimum volume instead: the pulmonary veins (four separate veins),
+the aorta (ascending and descending aorta are separate when the field of view ends below the
+arch, as in most cardiac CT), and thin vessels (coronary sinus, internal mammary arteries), which
+partial-volume effects can break; thin vessels are never opened, closed or smoothed, so they stay
+thin. Perivascular regions are derived from their vessels (:mod:`CardiacAI.perivascular`) and are
+left alone here.
+
+Presence (:func:`structure_presence`): a structure outside the field of view is reported as absent
+with the reason, never kept as a hallucination (issue #4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .errors import InputError
+from .image import Image
+
+#: HU at or below which a CT voxel is padding outside the reconstruction circle (scanners pad with
+#: -2000, -2048 or -3024); real tissue and air are >= -1024 HU.
+FOV_PADDING_HU = -1500.0
+#: HU above which a voxel counts as body tissue for :func:`body_mask_from_ct` (lung is below it,
+#: but lies inside the body outline and is filled in slice by slice).
+BODY_THRESHOLD_HU = -500.0
+
+
+# -- connected components and holes ----------------------------------------------------------------
+
+
+def keep_largest_component(labelmap: np.ndarray, values: Iterable[int] | None = None, *,
+                           connectivity: int = 3) -> np.ndarray:
+    """Keep only the largest connected component of each structure; other components become 0.
+
+    Parameters
+    ----------
+    labelmap: integer array (K, J, I), 0 = background, values >= 0.
+    values: label values to process (default: every non-zero value present).
+    connectivity: 1 (6-neighbourhood), 2 (18) or 3 (26, default: thin diagonal vessels stay one
+        component).
+
+    Returns a new array of the same dtype. Ties keep the component met first in (k, j, i) order.
+
+    Raises InputError for a non-integer, non-3D or negative-valued label map.
+    """
+    out = _checked_copy(labelmap)
+    structure = _structure(connectivity)
+    for value, box in _boxes(out, values):
+        sub = out[box]
+        mask = sub == value
+        components, count = ndi.label(mask, structure=structure)
+        if count > 1:
+            sizes = np.bincount(components.ravel())
+            sizes[0] = 0
+            sub[mask & (components != int(np.argmax(sizes)))] = 0
+    return out
+
+
+def remove_small_components(labelmap: np.ndarray, values: Iterable[int] | None, spacing_ijk,
+                            min_volume_mm3: float | Mapping[int, float], *, connectivity: int = 3) -> np.ndarray:
+    """Remove connected components smaller than a volume, keeping all larger ones (thin vessels).
+
+    Parameters
+    ----------
+    labelmap: integer array (K, J, I), 0 = background.
+    values: label values to process (default None: every non-zero value present).
+    spacing_ijk: voxel size (i, j, k) in mm.
+    min_volume_mm3: smallest component kept, in mm³; one number for all values or a mapping
+        value -> mm³ (values missing from the mapping are not processed).
+    connectivity: 1, 2 or 3 (26-neighbourhood, default).
+
+    Returns a new array; removed voxels become 0.
+
+    Raises InputError for a bad label map, spacing or negative volume.
+    """
+    out = _checked_copy(labelmap)
+    voxel_mm3 = float(np.prod(_spacing(spacing_ijk)))
+    structure = _structure(connectivity)
+    for value, box in _boxes(out, values):
+        if isinstance(min_volume_mm3, Mapping):
+            if value not in min_volume_mm3:
+                continue
+            limit = float(min_volume_mm3[value])
+        else:
+            limit = float(min_volume_mm3)
+        if not limit >= 0:
+            raise InputError(f"minimum component volume {limit} mm³ for label {value} is not a non-negative number")
+        sub = out[box]
+        mask = sub == value
+        components, count = ndi.label(mask, structure=structure)
+        if count == 0:
+            continue
+        sizes_mm3 = np.bincount(components.ravel()) * voxel_mm3
+        small = sizes_mm3 < limit
+        small[0] = False
+        if small.any():
+            sub[small[components]] = 0
+    return out
+
+
+def fill_holes(labelmap: np.ndarray, values: Iterable[int] | None = None) -> np.ndarray:
+    """Fill enclosed holes of each structure, without taking voxels from other structures.
+
+    A hole is a 6-connected region of voxels that are not the structure, enclosed by it in 3D
+    (not reaching the structure's bounding box, hence not the outside or the volume's edge). It
+    is filled only when every voxel in it is background: a cavity holding another structure (the
+    LV cavity inside the myocardium) stays as it is, and so do background voxels next to it.
+
+    Parameters
+    ----------
+    labelmap: integer array (K, J, I), 0 = background.
+    values: label values to process (default: every non-zero value present).
+
+    Returns a new array of the same dtype.
+    """
+    out = _checked_copy(labelmap)
+    face_connected = ndi.generate_binary_structure(3, 1)
+    for value, box in _boxes(out, values):
+        sub = out[box]
+        outside = sub != value
+        regions, count = ndi.label(outside, structure=face_connected)
+        if count == 0:
+            continue
+        open_to_outside = np.zeros(count + 1, bool)
+        for face in _faces(regions):
+            open_to_outside[np.unique(face)] = True
+        # a region holding any labelled voxel of another structure is not filled
+        holds_other = np.zeros(count + 1, bool)
+        holds_other[np.unique(regions[outside & (sub != 0)])] = True
+        fillable = ~open_to_outside & ~holds_other
+        fillable[0] = False
+        if fillable.any():
+            sub[fillable[regions]] = value
+    return out
+
+
+#: Post-processing per structure key: ("largest",) keeps the largest component; ("components", mm³)
+#: keeps every component of at least that volume; ("none",) leaves the structure alone. Thresholds
+#: are far below the smallest real piece (a 1-cm stretch of a 2-mm IMA is 31 mm³; one 2.5-mm
+#: slice of a 20-mm descending aorta is 785 mm³) and well above isolated mis-classified voxels.
+ANATOMY_RULES: dict[str, tuple] = {
+    "pulmonary_veins": ("components", 100.0),
+    "left_atrium": ("largest",),
+    "left_ventricle_cavity": ("largest",),
+    "left_ventricle_myocardium": ("largest",),
+    "aorta": ("components", 500.0),
+    "coronary_sinus": ("components", 20.0),
+    "superior_vena_cava": ("largest",),
+    "right_atrium": ("largest",),
+    "right_ventricle_cavity": ("largest",),
+    "pulmonary_artery": ("largest",),
+    "left_internal_mammary_artery": ("components", 10.0),
+    "right_internal_mammary_artery": ("components", 10.0),
+    "peri_ima_region": ("none",),
+    "periaortic_region": ("none",),
+}
+
+
+def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
+                   rules: Mapping[str, tuple] | None = None) -> np.ndarray:
+    """Apply the anatomy rules to a predicted label map: components per structure, then holes.
+
+    Parameters
+    ----------
+    labelmap: integer array (K, J, I) with the values of ``label_set``.
+    label_set: a :class:`CardiacAI.labels.LabelSet` (``.structures`` with ``.key`` and ``.value``).
+    spacing_ijk: voxel size (i, j, k) in mm.
+    rules: structure key -> rule, overriding :data:`ANATOMY_RULES`; keys without a rule get
+        ("components", 10.0).
+
+    Hole filling (:func:`fill_holes`) follows for every structure whose rule is not ("none",).
+    """
+    table = dict(ANATOMY_RULES)
+    table.update(rules or {})
+    largest, minimum, fill = [], {}, []
+    for structure in label_set.structures:
+        rule = table.get(structure.key, ("components", 10.0))
+        if rule[0] == "largest":
+            largest.append(structure.value)
+        elif rule[0] == "components":
+            minimum[structure.value] = float(rule[1])
+        elif rule[0] != "none":
+            raise InputError(f"unknown post-processing rule {rule!r} for '{structure.key}'",
+                             "use ('largest',), ('components', mm3) or ('none',)")
+        if rule[0] != "none":
+            fill.append(structure.value)
+    out = keep_largest_component(labelmap, largest)
+    out = remove_small_components(out, list(minimum), spacing_ijk, minimum)
+    return fill_holes(out, fill)
+
+
+# -- body mask ----------------------------------------------------------------------------------------
+
+
+def body_mask_from_ct(image: Image, threshold_hu: float = BODY_THRESHOLD_HU) -> np.ndarray:
+    """The patient's body: the largest 3D component above ``threshold_hu``, holes filled per slice.
+
+    Filling each axial (k) slice puts the lungs and airways, which are below the threshold but
+    enclosed by the chest wall, inside the body; the table and clothes, separate components, stay out.
+
+    Returns a bool array (K, J, I). Raises InputError when no voxel is above the threshold.
+    """
+    tissue = np.asarray(image.array) > threshold_hu
+    components, count = ndi.label(tissue)
+    if count == 0:
+        raise InputError(f"no voxel of the image is above {threshold_hu:g} HU, so no body can be found",
+                         "check that the image is a CT in Hounsfield units")
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    body = components == int(np.argmax(sizes))
+    del components
+    # in-plane connectivity only: every slice is filled on its own
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[1] = ndi.generate_binary_structure(2, 1)
+    background, _ = ndi.label(~body, structure=in_plane)
+    touching_edge = np.unique(np.concatenate([
+        background[:, 0, :].ravel(), background[:, -1, :].ravel(),
+        background[:, :, 0].ravel(), background[:, :, -1].ravel()]))
+    holes = background > 0
+    holes &= ~np.isin(background, touching_edge)
+    body |= holes
+    return body
+
+
+# -- presence -----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Presence:
+    """Whether a structure was found, and why not (or why with a caveat).
+
+    Attributes
+    ----------
+    present: True when the structure is taken as found.
+    volume_ml: volume of the predicted voxels in mL (also when they were judged absent).
+    reason: None when found without caveat; otherwise "not found", "outside the field of view ...",
+        "below minimum plausible volume ...", or, with present=True, "touches the edge of the field
+        of view — may be truncated".
+    """
+
+    present: bool
+    volume_ml: float
+    reason: str | None = None
+
+
+TRUNCATED_REASON = "touches the edge of the field of view — may be truncated"
+
+
+def structure_presence(labelmap, label_set, image: Image, min_volume_ml: Mapping[str, float] | float = 0.0,
+                       fov_margin_mm: float = 2.0) -> dict[str, Presence]:
+    """Report, per structure of ``label_set``, whether it is present in a predicted label map.
+
+    The field of view (FOV) is the image grid minus the padding outside the reconstruction circle
+    (voxels at or below :data:`FOV_PADDING_HU`). Its *edge zone* is every voxel outside the FOV, every
+    FOV voxel face-adjacent to a non-FOV voxel or to the grid's outside (so the first and last slice
+    always), and every FOV voxel within ``fov_margin_mm`` (centre to centre) of a non-FOV voxel.
+
+    Rules, in order:
+
+    1. no voxel → absent, "not found";
+    2. every voxel in the edge zone → absent, "outside the field of view (found only at its edge)":
+       a network's response to a structure just beyond the scan, not the structure;
+    3. volume below the structure's minimum → absent, "below minimum plausible volume X mL";
+    4. otherwise present; when some voxel lies in the edge zone (e.g. an aorta cut by the top
+       slice) the reason says "touches the edge of the field of view — may be truncated".
+
+    Parameters
+    ----------
+    labelmap: integer array (K, J, I) or an Image on the grid of ``image``.
+    label_set: a :class:`CardiacAI.labels.LabelSet`.
+    image: the CT the label map was predicted from (HU; gives spacing and the padding).
+    min_volume_ml: minimum plausible volume in mL, one for all or per structure key (keys left
+        out: 0).
+    fov_margin_mm: width of the edge zone beyond the outermost voxel layer, mm.
+
+    Returns structure key → :class:`Presence`, in label-set order.
+
+    Raises InputError when the label map and image grids differ or a parameter is negative.
+    """
+    array = labelmap.array if isinstance(labelmap, Image) else np.asarray(labelmap)
+    if isinstance(labelmap, Image) and not labelmap.same_geometry(image, atol=1e-4):
+        raise InputError("the label map and the image are on different grids",
+                         "resample the label map onto the image grid first")
+    if array.shape != image.array.shape:
+        raise InputError(f"label map shape {array.shape} differs from the image's {image.array.shape}",
+                         "give the label map predicted on this image's grid")
+    if fov_margin_mm < 0:
+        raise InputError(f"fov_margin_mm must be >= 0, got {fov_margin_mm}")
+    _check_integer(array)
+    if array.dtype == bool:
+        array = array.view(np.uint8)
+    spacing_kji = np.asarray(image.spacing, float)[::-1]
+    voxel_ml = image.voxel_volume_ml
+    margin_vox = [int(math.ceil(fov_margin_mm / s)) + 1 for s in spacing_kji]
+    boxes = ndi.find_objects(array) if array.max(initial=0) > 0 else []
+
+    result: dict[str, Presence] = {}
+    for structure in label_set.structures:
+        value = int(structure.value)
+        minimum = (float(min_volume_ml.get(structure.key, 0.0)) if isinstance(min_volume_ml, Mapping)
+                   else float(min_volume_ml))
+        if minimum < 0:
+            raise InputError(f"minimum volume for '{structure.key}' is negative ({minimum} mL)")
+        box = boxes[value - 1] if 0 < value <= len(boxes) else None
+        if box is None:
+            result[structure.key] = Presence(False, 0.0, "not found")
+            continue
+        grown = tuple(slice(b.start - m, b.stop + m) for b, m in zip(box, margin_vox))
+        src, dst, shape = _clip_box(grown, array.shape)
+        mask = np.zeros(shape, bool)
+        mask[dst] = array[src] == value
+        fov = np.zeros(shape, bool)  # beyond the grid is outside the field of view
+        fov[dst] = image.array[src] > FOV_PADDING_HU
+        edge = _edge_zone(fov, spacing_kji, fov_margin_mm)
+        count = int(np.count_nonzero(mask))
+        volume = count * voxel_ml
+        at_edge = int(np.count_nonzero(mask & edge))
+        if at_edge == count:
+            result[structure.key] = Presence(False, volume, "outside the field of view (found only at its edge)")
+        elif volume < minimum:
+            result[structure.key] = Presence(
+                False, volume, f"below minimum plausible volume {minimum:g} mL (found {volume:.3g} mL)")
+        else:
+            result[structure.key] = Presence(True, volume, TRUNCATED_REASON if at_edge else None)
+    return result
+
+
+def _edge_zone(fov: np.ndarray, spacing_kji: np.ndarray, margin_mm: float) -> np.ndarray:
+    """Edge zone of a FOV crop whose outside-of-grid part is already False (see structure_presence)."""
+    if not fov.any():
+        return np.ones_like(fov)
+    if fov.all():  # the crop lies wholly inside the field of view
+        return np.zeros_like(fov)
+    outermost = fov & ~ndi.binary_erosion(fov, structure=ndi.generate_binary_structure(3, 1), border_value=1)
+    near = ndi.distance_transform_edt(fov, sampling=spacing_kji) <= margin_mm if margin_mm > 0 else False
+    return ~fov | outermost | near
+
+
+def _clip_box(box: tuple[slice, ...], shape: tuple[int, ...]):
+    """For a box that may reach beyond an array of ``shape``: (source slices in the array,
+    destination slices in a box-sized crop, crop shape)."""
+    crop_shape = tuple(s.stop - s.start for s in box)
+    src = tuple(slice(max(s.start, 0), min(s.stop, n)) for s, n in zip(box, shape))
+    dst = tuple(slice(a.start - s.start, a.stop - s.start) for a, s in zip(src, box))
+    return src, dst, crop_shape
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def _check_integer(array: np.ndarray) -> None:
+    if array.ndim != 3:
+        raise InputError(f"a label map must be 3D (k, j, i), got shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+        raise InputError(f"a label map must hold integers, got {array.dtype}",
+                         "convert it with numpy's astype to an unsigned integer type")
+    if array.size and np.issubdtype(array.dtype, np.signedinteger) and array.min() < 0:
+        raise InputError("the label map has negative values", "labels must be 0 (background) or positive")
+
+
+def _checked_copy(labelmap) -> np.ndarray:
+    array = labelmap.array if isinstance(labelmap, Image) else np.asarray(labelmap)
+    _check_integer(array)
+    return array.astype(np.uint8) if array.dtype == bool else array.copy()
+
+
+def _boxes(array: np.ndarray, values: Iterable[int] | None):
+    """(value, bounding box) of each requested value present in the array."""
+    if array.size == 0 or array.max() == 0:
+        return []
+    boxes = ndi.find_objects(array)
+    wanted = range(1, len(boxes) + 1) if values is None else sorted({int(v) for v in values})
+    return [(v, boxes[v - 1]) for v in wanted if 0 < v <= len(boxes) and boxes[v - 1] is not None]
+
+
+def _faces(array: np.ndarray):
+    for axis in range(array.ndim):
+        yield np.take(array, 0, axis=axis)
+        yield np.take(array, -1, axis=axis)
+
+
+def _structure(connectivity: int) -> np.ndarray:
+    if connectivity not in (1, 2, 3):
+        raise InputError(f"connectivity must be 1, 2 or 3, got {connectivity}")
+    return ndi.generate_binary_structure(3, connectivity)
+
+
+def _spacing(spacing_ijk) -> np.ndarray:
+    spacing = np.asarray(spacing_ijk, float).ravel()
+    if spacing.size != 3 or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise InputError(f"spacing must be 3 positive numbers (i, j, k) in mm, got {spacing_ijk}")
+    return spacing

@@ -1,0 +1,153 @@
+"""Perivascular regions on analytic tubes: thickness = local vessel diameter, in mm, at anisotropic spacing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from CardiacAI.errors import InputError
+from CardiacAI.image import Image
+from CardiacAI.labels import get_label_set
+from CardiacAI.perivascular import add_perivascular_regions, perivascular_region
+
+SPACING_IJK = (0.6, 0.8, 2.0)  # anisotropic in-plane and through-plane
+
+
+def tube_along_k(radius_mm, shape_kji=(30, 90, 110), centre_ji=(45.3, 55.2), spacing_ijk=SPACING_IJK):
+    """Boolean tube along k; radius a number or a function of k. Returns (mask, radial distance mm)."""
+    k, j, i = np.indices(shape_kji, dtype=float)
+    rho = np.hypot((i - centre_ji[1]) * spacing_ijk[0], (j - centre_ji[0]) * spacing_ijk[1])
+    radius = radius_mm(k) if callable(radius_mm) else np.full(shape_kji, float(radius_mm))
+    return rho <= radius, rho
+
+
+def test_straight_tube_gives_a_ring_one_diameter_thick():
+    r = 5.0
+    vessel, rho = tube_along_k(r)
+    region = perivascular_region(vessel, SPACING_IJK)
+    voxel = max(SPACING_IJK[:2])  # the in-plane voxel size bounds the radial error
+
+    assert not (region & vessel).any()
+    middle = slice(10, 20)  # away from the tube's cut ends
+    ring, radial = region[middle], rho[middle]
+    outer_reach = radial[ring].max()
+    first_gap = radial[~ring & ~vessel[middle]].min()
+    # the ring reaches 2r beyond the wall (3r from the axis) to within one voxel, and is full up to there
+    assert 3 * r - voxel <= outer_reach <= 3 * r + voxel
+    assert first_gap >= 3 * r - voxel
+    assert radial[ring].min() <= r + voxel  # it starts at the wall
+
+
+def test_tube_across_thick_slices_uses_mm_not_voxels():
+    # the same tube running along i: its cross-section spans 0.8-mm rows and 2.0-mm slices
+    r = 5.0
+    k, j, _ = np.indices((30, 70, 40), dtype=float)
+    y = (j - 35.3) * SPACING_IJK[1]
+    z = (k - 15.2) * SPACING_IJK[2]
+    vessel = np.hypot(y, z) <= r
+    region = perivascular_region(vessel, SPACING_IJK)[:, :, 10:30]
+    y, z = y[:, :, 10:30], z[:, :, 10:30]
+    row = np.abs(z) < SPACING_IJK[2] / 2  # the slice through the axis
+    column = np.abs(y) < SPACING_IJK[1] / 2  # the row through the axis
+    assert abs(np.abs(y[region & row]).max() - np.sqrt(9 * r * r - z[row].min() ** 2)) <= SPACING_IJK[1]
+    assert abs(np.abs(z[region & column]).max() - 3 * r) <= SPACING_IJK[2]
+
+
+def outer_reach_per_direction(region_slice, rho_slice, angle_slice, bins=36):
+    """Furthest region voxel (radial mm) in each of ``bins`` directions around the axis."""
+    which = ((angle_slice + np.pi) / (2 * np.pi) * bins).astype(int) % bins
+    return np.array([rho_slice[region_slice & (which == b)].max() for b in range(bins)])
+
+
+def test_tapering_tube_region_thickness_follows_local_diameter():
+    shape = (40, 110, 130)
+    centre = (55.3, 65.2)
+    radius = lambda k: 2.5 + 5.5 * k / (shape[0] - 1)
+    vessel, rho = tube_along_k(radius, shape_kji=shape, centre_ji=centre)
+    _, j, i = np.indices(shape, dtype=float)
+    angle = np.arctan2((j - centre[0]) * SPACING_IJK[1], (i - centre[1]) * SPACING_IJK[0])
+    region = perivascular_region(vessel, SPACING_IJK)
+    voxel = max(SPACING_IJK[:2])
+    typical = []
+    for slice_k in range(6, 34, 4):
+        r = radius(slice_k)
+        reach = np.median(outer_reach_per_direction(region[slice_k], rho[slice_k], angle[slice_k]))
+        assert abs(reach - 3 * r) <= voxel, f"slice {slice_k}: reach {reach:.2f} mm, expected {3 * r:.2f}"
+        typical.append(reach)
+    assert all(a < b for a, b in zip(typical, typical[1:]))  # thicker where the vessel is wider
+
+
+def test_exclusion_body_clipping_and_bounds():
+    vessel, rho = tube_along_k(4.0)
+    _, j, i = np.indices(vessel.shape)
+    free = perivascular_region(vessel, SPACING_IJK)
+
+    other = (i > 60) & (i < 64)  # another labelled structure crossing the region
+    excluded = perivascular_region(vessel, SPACING_IJK, exclude_mask=other)
+    assert free[other].any() and not excluded[other].any()
+    np.testing.assert_array_equal(excluded, free & ~other)  # nothing else changes
+
+    body = j < 50  # the body ends just past the vessel
+    clipped = perivascular_region(vessel, SPACING_IJK, body_mask=body)
+    assert not clipped[~body].any()
+    np.testing.assert_array_equal(clipped, free & body)
+
+    capped = perivascular_region(vessel, SPACING_IJK, max_distance_mm=3.0)
+    assert rho[capped].max() <= 4.0 + 3.0 + max(SPACING_IJK[:2])
+
+    assert not perivascular_region(np.zeros((5, 6, 7), bool), SPACING_IJK).any()
+    with pytest.raises(InputError):
+        perivascular_region(vessel, SPACING_IJK, body_mask=body[:, :10])
+    with pytest.raises(InputError):
+        perivascular_region(vessel, (0.6, 0.0, 2.0))
+
+
+def test_vessel_cut_by_the_edge_of_the_scan_keeps_its_diameter():
+    r = 5.0
+    vessel, rho = tube_along_k(r)
+    region = perivascular_region(vessel, SPACING_IJK)
+    top = rho[-1][region[-1]].max()  # last slice: the tube leaves the scan there
+    assert abs(top - 3 * r) <= max(SPACING_IJK[:2])
+
+
+def test_add_perivascular_regions_for_the_ima_aorta_label_set():
+    labels = get_label_set("ima-aorta")
+    value = {s.key: s.value for s in labels.structures}
+    shape = (30, 120, 140)
+    _, j, i = np.indices(shape, dtype=float)
+    spacing = (0.7, 0.7, 2.5)
+    x, y = i * spacing[0], j * spacing[1]
+    labelmap = np.zeros(shape, np.uint8)
+    labelmap[np.hypot(x - 49.0, y - 50.0) <= 12.0] = value["aorta"]
+    labelmap[np.hypot(x - 20.0, y - 14.0) <= 1.5] = value["left_internal_mammary_artery"]
+    labelmap[np.hypot(x - 78.0, y - 14.0) <= 1.5] = value["right_internal_mammary_artery"]
+    labelmap[np.hypot(x - 49.0, y - 20.0) <= 3.0] = 9  # some other labelled structure nearby
+    labelmap[0, 0, 0] = value["periaortic_region"]  # stale region voxel from an earlier run
+    image = Image(labelmap, spacing=spacing)
+
+    out = add_perivascular_regions(image, labels)
+    assert isinstance(out, Image) and out.same_geometry(image)
+    result = out.array
+    before_vessels = np.isin(labelmap, [value["aorta"], value["left_internal_mammary_artery"],
+                                         value["right_internal_mammary_artery"], 9])
+    np.testing.assert_array_equal(result[before_vessels], labelmap[before_vessels])  # never overwritten
+    assert result[0, 0, 0] == 0  # stale region cleared: regions follow the vessels
+
+    rho_aorta = np.hypot(x - 49.0, y - 50.0)
+    peri_aortic = result == value["periaortic_region"]
+    assert rho_aorta[peri_aortic].max() <= 36.0 + 0.7  # 12 mm radius + one 24-mm diameter
+    peri_ima = result == value["peri_ima_region"]
+    near_left = np.hypot(x - 20.0, y - 14.0)
+    assert peri_ima[(near_left > 2.2) & (near_left < 3.8)].all()  # ring around the left IMA
+    assert near_left[peri_ima & (x < 49)].max() <= 4.5 + np.hypot(0.7, 0.7)  # within one voxel (diagonal)
+    # every region voxel was background before
+    assert np.isin(labelmap[peri_aortic | peri_ima], [0, value["periaortic_region"]]).all()
+
+    # a clinician's correction (a thinner aorta) changes the periaortic region accordingly
+    thinner = labelmap.copy()
+    thinner[(thinner == value["aorta"]) & (rho_aorta > 9.0)] = 0
+    redone = add_perivascular_regions(thinner, labels, spacing_ijk=spacing)
+    assert rho_aorta[redone == value["periaortic_region"]].max() <= 27.0 + 0.7
+
+    with pytest.raises(InputError):
+        add_perivascular_regions(labelmap, labels)  # a plain array needs spacing

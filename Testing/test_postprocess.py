@@ -1,0 +1,205 @@
+"""Post-processing of label maps: components, holes, anatomy rules, body mask, structure presence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from CardiacAI.errors import InputError
+from CardiacAI.image import Image
+from CardiacAI.labels import get_label_set
+from CardiacAI.postprocess import (
+    TRUNCATED_REASON,
+    body_mask_from_ct,
+    clean_labelmap,
+    fill_holes,
+    keep_largest_component,
+    remove_small_components,
+    structure_presence,
+)
+
+SPACING_IJK = (0.7, 0.7, 2.5)
+
+
+def ball(shape, centre_kji, radius_mm, spacing_ijk=SPACING_IJK):
+    k, j, i = np.indices(shape, dtype=float)
+    s = spacing_ijk
+    return (((k - centre_kji[0]) * s[2]) ** 2 + ((j - centre_kji[1]) * s[1]) ** 2
+            + ((i - centre_kji[2]) * s[0]) ** 2) <= radius_mm ** 2
+
+
+def test_keep_largest_component_per_structure():
+    labelmap = np.zeros((20, 60, 60), np.uint8)
+    labelmap[ball(labelmap.shape, (10, 20, 20), 8)] = 1
+    labelmap[ball(labelmap.shape, (10, 45, 45), 3)] = 1  # stray piece of structure 1
+    labelmap[ball(labelmap.shape, (10, 45, 15), 2)] = 2
+    labelmap[ball(labelmap.shape, (3, 10, 50), 1.5)] = 2  # structure 2 is not processed
+    original = labelmap.copy()
+
+    out = keep_largest_component(labelmap, [1])
+    np.testing.assert_array_equal(labelmap, original)  # input untouched
+    assert out.dtype == labelmap.dtype
+    assert np.array_equal(out == 1, ball(labelmap.shape, (10, 20, 20), 8))
+    np.testing.assert_array_equal(out == 2, original == 2)
+
+    both = keep_largest_component(labelmap)  # every structure
+    assert np.array_equal(both == 2, ball(labelmap.shape, (10, 45, 15), 2))
+
+
+def test_diagonal_thin_vessel_is_one_component_with_26_connectivity():
+    labelmap = np.zeros((10, 10, 10), np.uint8)
+    for n in range(10):
+        labelmap[n, n, n] = 3  # touching only at corners
+    assert (keep_largest_component(labelmap) == 3).sum() == 10
+    assert (keep_largest_component(labelmap, connectivity=1) == 3).sum() == 1
+
+
+def test_remove_small_components_keeps_every_large_piece_of_a_thin_vessel():
+    labelmap = np.zeros((40, 20, 20), np.uint8)
+    labelmap[2:15, 10, 10] = 1  # a thin vessel broken in two: 13 voxels x 1.225 mm³
+    labelmap[20:38, 10, 10] = 1
+    labelmap[30, 3, 3] = 1  # a one-voxel speck
+    labelmap[5, 3, 3] = 2
+    voxel_mm3 = 0.7 * 0.7 * 2.5
+    out = remove_small_components(labelmap, [1], SPACING_IJK, 10 * voxel_mm3)
+    assert out[2:15, 10, 10].all() and out[20:38, 10, 10].all()
+    assert out[30, 3, 3] == 0 and out[5, 3, 3] == 2
+    # per-value minimum; values not in the mapping are left alone
+    out = remove_small_components(labelmap, None, SPACING_IJK, {1: 14 * voxel_mm3})
+    assert out[2:15, 10, 10].sum() == 0 and out[20:38, 10, 10].all() and out[5, 3, 3] == 2
+    with pytest.raises(InputError):
+        remove_small_components(labelmap, [1], SPACING_IJK, -1.0)
+    with pytest.raises(InputError):
+        remove_small_components(labelmap.astype(float), [1], SPACING_IJK, 1.0)
+
+
+def test_fill_holes_fills_background_voids_without_eating_neighbours():
+    shape = (24, 70, 70)
+    labelmap = np.zeros(shape, np.uint8)
+    outer = ball(shape, (12, 35, 35), 14)
+    labelmap[outer] = 1
+    void = ball(shape, (12, 35, 35), 5)
+    labelmap[void] = 0  # an enclosed background void in structure 1
+    out = fill_holes(labelmap, [1])
+    assert (out[void] == 1).all()
+
+    # structure 1 as a shell around structure 2, with a background gap between them
+    shell = labelmap.copy()
+    shell[ball(shape, (12, 35, 35), 8)] = 0
+    shell[ball(shape, (12, 35, 35), 6)] = 2
+    out = fill_holes(shell, [1])
+    np.testing.assert_array_equal(out == 2, shell == 2)  # the neighbour keeps every voxel
+    assert ((out == 0) == (shell == 0)).all()  # the gap next to it is not given to structure 1
+    out = fill_holes(shell, [2])  # structure 2 has no hole
+    np.testing.assert_array_equal(out, shell)
+
+    # a tunnel open to the outside is not a hole
+    tunnel = labelmap.copy()
+    tunnel[12, 35, 35:] = 0
+    out = fill_holes(tunnel, [1])
+    assert (out[12, 35, 35:] == 0).all() and (out[void & (tunnel == 0)] == 0).all()
+
+
+def test_clean_labelmap_applies_the_anatomy_rules():
+    labels = get_label_set("whole-heart")
+    v = {s.key: s.value for s in labels.structures}
+    shape = (30, 80, 80)
+    labelmap = np.zeros(shape, np.uint8)
+    labelmap[ball(shape, (15, 25, 25), 10)] = v["left_ventricle_cavity"]
+    labelmap[ball(shape, (15, 60, 60), 2)] = v["left_ventricle_cavity"]  # stray blob: removed
+    ascending = ball(shape, (15, 25, 60), 8)
+    descending = ball(shape, (15, 60, 20), 7)
+    labelmap[ascending | descending] = v["aorta"]  # two pieces, arch outside the scan: both kept
+    labelmap[ball(shape, (15, 25, 25), 3)] = 0  # a hole in the cavity: filled
+    out = clean_labelmap(labelmap, labels, SPACING_IJK)
+    assert np.array_equal(out == v["left_ventricle_cavity"], ball(shape, (15, 25, 25), 10))
+    assert np.array_equal(out == v["aorta"], ascending | descending)
+
+
+def _phantom_ct(shape=(30, 96, 96), padding=True):
+    """A body ellipse (40 HU) with two lungs (-850 HU), a table below it, air around, padded circle."""
+    _, j, i = np.indices(shape, dtype=float)
+    hu = np.full(shape, -1000.0)
+    body = ((i - 48) / 40) ** 2 + ((j - 44) / 30) ** 2 <= 1
+    hu[body] = 40.0
+    lungs = (((i - 30) / 12) ** 2 + ((j - 44) / 16) ** 2 <= 1) | (((i - 66) / 12) ** 2 + ((j - 44) / 16) ** 2 <= 1)
+    hu[lungs] = -850.0
+    table = (j >= 80) & (j <= 83) & (i > 10) & (i < 86)
+    hu[table] = 200.0
+    if padding:
+        hu[((i - 47.5) ** 2 + (j - 47.5) ** 2) > 47.5 ** 2] = -2048.0
+    return Image(hu.astype(np.int16), spacing=SPACING_IJK, modality="CT"), body, lungs, table
+
+
+def test_body_mask_includes_lungs_and_excludes_table_and_air():
+    image, body, lungs, table = _phantom_ct()
+    mask = body_mask_from_ct(image)
+    assert mask.dtype == bool and mask.shape == image.array.shape
+    assert mask[lungs].all() and mask[body].all()
+    assert not mask[table].any()
+    assert not mask[~body].any()
+    with pytest.raises(InputError):
+        body_mask_from_ct(image.with_array(np.full(image.array.shape, -1000, np.int16)))
+
+
+def test_structure_presence_reasons():
+    image, _, _, _ = _phantom_ct()
+    labels = get_label_set("whole-heart")
+    v = {s.key: s.value for s in labels.structures}
+    shape = image.array.shape
+    labelmap = np.zeros(shape, np.uint8)
+    labelmap[ball(shape, (15, 44, 48), 12)] = v["left_ventricle_cavity"]  # well inside
+    labelmap[ball(shape, (28, 30, 60), 6)] = v["aorta"]  # cut by the top slice
+    labelmap[29, 55:60, 40:45] = v["superior_vena_cava"]  # only on the last slice
+    labelmap[ball(shape, (15, 60, 30), 2)] = v["right_atrium"]  # a 0.03-mL speck
+    labelmap[5, 2:4, 2:4] = v["pulmonary_artery"]  # in the padding outside the reconstruction circle
+
+    presence = structure_presence(labelmap, labels, image, min_volume_ml={"right_atrium": 5.0})
+    assert list(presence) == list(labels.keys)
+    lv = presence["left_ventricle_cavity"]
+    assert lv.present and lv.reason is None
+    assert lv.volume_ml == pytest.approx((labelmap == v["left_ventricle_cavity"]).sum() * image.voxel_volume_ml)
+    aorta = presence["aorta"]
+    assert aorta.present and aorta.reason == TRUNCATED_REASON
+    assert not presence["superior_vena_cava"].present
+    assert "outside the field of view" in presence["superior_vena_cava"].reason
+    assert not presence["pulmonary_artery"].present
+    assert "outside the field of view" in presence["pulmonary_artery"].reason
+    ra = presence["right_atrium"]
+    assert not ra.present and ra.reason.startswith("below minimum plausible volume 5 mL") and ra.volume_ml > 0
+    assert presence["left_atrium"] == type(lv)(False, 0.0, "not found")
+
+    with pytest.raises(InputError):
+        structure_presence(labelmap[:, :10], labels, image)
+
+
+def test_structure_near_the_reconstruction_circle_edge_is_flagged():
+    image, _, _, _ = _phantom_ct()
+    labels = get_label_set("whole-heart")
+    labelmap = np.zeros(image.array.shape, np.uint8)
+    # a blob inside the FOV that reaches the padding circle at the left edge (i ~ 0, j ~ 47)
+    labelmap[10:20, 40:55, 0:12] = labels.by_key("right_atrium").value
+    labelmap[image.array <= -1500] = 0
+    presence = structure_presence(labelmap, labels, image)
+    assert presence["right_atrium"].present and presence["right_atrium"].reason == TRUNCATED_REASON
+
+
+def test_real_ct_body_mask_and_truncated_aorta(lidc1_image):
+    image = lidc1_image
+    mask = body_mask_from_ct(image)
+    nk, nj, ni = image.array.shape
+    assert not mask[:, 0, 0].any() and not mask[:, -1, -1].any()  # corners are outside the body
+    assert mask[nk // 2, nj // 2, ni // 2]  # mediastinum
+    lung = (image.array < -700) & mask
+    assert lung.sum() * image.voxel_volume_ml > 1000  # both lungs (litres of air) are inside the body
+
+    # a 30-mm aorta placed along k through the whole scan is cut by the first and last slices
+    labels = get_label_set("ima-aorta")
+    j, i = np.indices(image.array.shape[1:])
+    centre_j, centre_i = nj // 2 - 20, ni // 2 + 20
+    disc = ((j - centre_j) * image.spacing[1]) ** 2 + ((i - centre_i) * image.spacing[0]) ** 2 <= 15.0 ** 2
+    labelmap = np.zeros(image.array.shape, np.uint8)
+    labelmap[:, disc] = labels.by_key("aorta").value
+    presence = structure_presence(labelmap, labels, image, min_volume_ml=10.0)
+    assert presence["aorta"].present and presence["aorta"].reason == TRUNCATED_REASON
+    assert presence["left_internal_mammary_artery"].reason == "not found"
