@@ -1,0 +1,35 @@
+"""Overview pictures: a PNG of the right size whose contour pixels carry the structures' colours."""
+
+import numpy as np
+import pytest
+
+from CardiacAI.image import Image
+from CardiacAI.labels import get_label_set
+from CardiacAI.overview import render_overview
+
+
+def test_overview_draws_each_present_structure_in_its_colour(tmp_path):
+    import matplotlib.image as mpimg
+
+    rng = np.random.default_rng(0)
+    ct = Image(rng.normal(0, 30, (40, 64, 64)).astype(np.int16), spacing=(0.7, 0.7, 2.5), modality="CT")
+    labels = np.zeros(ct.array.shape, np.uint8)
+    labels[10:30, 20:40, 20:44] = 5  # aorta
+    ls = get_label_set("whole-heart")
+    out = render_overview(ct, tmp_path / "overview.png", labelmap=ct.with_array(labels), label_set=ls, title="test")
+    png = mpimg.imread(out)[..., :3]
+    assert png.shape[0] > 300 and png.shape[1] > 900
+    aorta = np.array(ls.by_key("aorta").color)
+    lv = np.array(ls.by_key("left_ventricle_cavity").color)
+    near = lambda c: (np.abs(png - c).max(axis=-1) < 0.03).sum()
+    assert near(aorta) > 50  # contour (and legend) drawn in the aorta's colour
+    assert near(lv) == 0  # absent structures are neither drawn nor listed
+
+
+def test_overview_refuses_labels_on_another_grid(tmp_path):
+    from CardiacAI.errors import InputError
+
+    ct = Image(np.zeros((4, 8, 8), np.int16), spacing=(1, 1, 1))
+    with pytest.raises(InputError, match="grid"):
+        render_overview(ct, tmp_path / "x.png", labelmap=Image(np.zeros((4, 8, 9), np.uint8), spacing=(1, 1, 1)))
+    assert not (tmp_path / "x.png").exists()
