@@ -1,0 +1,156 @@
+"""Training configuration: one JSON-serialisable dataclass that fully describes a training run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+from ..errors import InputError
+
+TASKS = ("whole-heart", "ima-aorta")
+PROTOCOLS = ("cta", "gated_noncontrast", "chest_noncontrast", "chest_contrast")
+FOVS = ("chest", "cardiac", "narrow", "random")
+
+
+@dataclasses.dataclass
+class GeneratorSettings:
+    """How the synthetic generator (``CardiacAI.synthetic``) makes training and validation cases.
+
+    Attributes
+    ----------
+    protocols: protocol -> relative weight; each case draws its protocol from this mix with a
+        random generator seeded by the case seed (so a seed always gives the same case).
+    synthseg_fraction: fraction of cases generated in SynthSeg mode (random intensities per label).
+    fov: field of view passed to the generator ("chest", "cardiac", "narrow" or "random").
+    extra: further ``GeneratorConfig`` keyword arguments, passed as they are.
+    """
+
+    protocols: dict[str, float] = dataclasses.field(default_factory=lambda: {"cta": 0.7, "chest_contrast": 0.3})
+    synthseg_fraction: float = 0.0
+    fov: str = "random"
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Everything that defines a training run (saved in the checkpoint and the model card).
+
+    Spatial conventions: ``spacing_mm`` is (i, j, k) in mm like :class:`CardiacAI.image.Image`;
+    ``patch_size`` is in array order (D, H, W) = (k, j, i) voxels. Images are resampled to
+    ``spacing_mm`` and reoriented to the LPS-aligned grid (direction = identity: i -> L, j -> P,
+    k -> S) before training, and inference must do the same. Intensities: HU clipped to
+    ``intensity_window_hu`` and mapped linearly to ``intensity_range`` (default -1000..1000 HU -> -1..1).
+
+    Seeds: training cases use seeds ``train_seed_start ... train_seed_start + train_cases - 1``,
+    validation cases ``val_seeds``; the two must not overlap. ``seed`` drives everything random
+    in training (weights, patch sampling, augmentation).
+
+    Steps: ``steps`` optimiser steps of ``batch_size`` patches; ``max_minutes`` stops earlier on
+    wall-clock time (training loop only, case generation excluded). The learning rate follows a
+    linear warm-up over ``warmup_steps`` then a cosine decay to ``lr * min_lr_fraction`` at ``steps``.
+    """
+
+    task: str = "whole-heart"
+    network: str = "densevnet"
+    network_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    patch_size: tuple[int, int, int] = (48, 48, 48)
+    spacing_mm: tuple[float, float, float] = (2.0, 2.0, 2.0)
+    intensity_window_hu: tuple[float, float] = (-1000.0, 1000.0)
+    intensity_range: tuple[float, float] = (-1.0, 1.0)
+    batch_size: int = 2
+    samples_per_case: int = 2
+    loss: str = "dicece"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 20
+    min_lr_fraction: float = 0.05
+    steps: int = 1000
+    max_minutes: float | None = None
+    val_every: int = 50
+    checkpoint_every: int = 50
+    patience: int | None = None
+    min_delta: float = 0.0
+    train_cases: int = 16
+    train_seed_start: int = 0
+    val_seeds: tuple[int, ...] = (100000, 100001, 100002)
+    augment: bool = True
+    seed: int = 12345
+    threads: int = 2
+    device: str = "auto"
+    amp: bool = True
+    sw_overlap: float = 0.25
+    generator: GeneratorSettings = dataclasses.field(default_factory=GeneratorSettings)
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def train_seeds(self) -> list[int]:
+        """Seeds of the training cases."""
+        return list(range(self.train_seed_start, self.train_seed_start + self.train_cases))
+
+    def validate(self) -> "TrainingConfig":
+        """Check the values; return self. Raises InputError naming the first bad value."""
+        if self.task not in TASKS:
+            raise InputError(f"unknown task {self.task!r}", f"choose one of {list(TASKS)}")
+        if len(self.patch_size) != 3 or min(self.patch_size) < 8:
+            raise InputError(f"patch size must be three sizes >= 8 voxels, got {list(self.patch_size)}")
+        if len(self.spacing_mm) != 3 or min(self.spacing_mm) <= 0:
+            raise InputError(f"spacing must be three positive values in mm, got {list(self.spacing_mm)}")
+        lo, hi = self.intensity_window_hu
+        if not hi > lo:
+            raise InputError(f"the intensity window {lo}..{hi} HU is empty", "give the lower bound first")
+        for name in ("batch_size", "samples_per_case", "steps", "val_every", "checkpoint_every", "train_cases",
+                     "threads"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise InputError(f"learning rate must be positive, got {self.lr}")
+        if self.loss not in ("dicece", "dicefocal"):
+            raise InputError(f"unknown loss {self.loss!r}", "choose dicece or dicefocal")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"unknown device {self.device!r}", "choose auto, cpu or cuda")
+        if not self.val_seeds:
+            raise InputError("no validation seeds given", "give at least one validation seed")
+        overlap = sorted(set(self.val_seeds) & set(self.train_seeds))
+        if overlap:
+            raise InputError(
+                f"validation seeds {overlap} are also training seeds",
+                "choose validation seeds outside the training range "
+                f"{self.train_seed_start}..{self.train_seed_start + self.train_cases - 1}",
+            )
+        gen = self.generator
+        unknown = sorted(set(gen.protocols) - set(PROTOCOLS))
+        if unknown or not gen.protocols or min(gen.protocols.values()) < 0 or sum(gen.protocols.values()) <= 0:
+            raise InputError(f"bad protocol mix {gen.protocols}",
+                             f"give positive weights for protocols among {list(PROTOCOLS)}")
+        if not 0.0 <= gen.synthseg_fraction <= 1.0:
+            raise InputError(f"synthseg fraction must be within 0..1, got {gen.synthseg_fraction}")
+        if gen.fov not in FOVS:
+            raise InputError(f"unknown field of view {gen.fov!r}", f"choose one of {list(FOVS)}")
+        return self
+
+    # -- (de)serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainingConfig":
+        """Inverse of :meth:`to_dict`. Raises InputError for unknown keys."""
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"unknown training setting(s) {unknown}")
+        gen = data.pop("generator", None)
+        gen_obj = GeneratorSettings(**gen) if isinstance(gen, dict) else (gen or GeneratorSettings())
+        for key in ("patch_size", "spacing_mm", "intensity_window_hu", "intensity_range", "val_seeds"):
+            if key in data and data[key] is not None:
+                data[key] = tuple(data[key])
+        return cls(generator=gen_obj, **data)
+
+
+#: Settings that may change when a run is resumed (they do not change what is learnt step by step).
+RESUMABLE_CHANGES = ("max_minutes", "patience", "min_delta", "val_every", "checkpoint_every",
+                     "threads", "device")

@@ -1,0 +1,189 @@
+"""Training data: synthetic cases from a case source, put on the model grid, cached in memory and on disk.
+
+A *case source* is anything callable as ``source(seed) -> case`` where ``case.image`` is a CT
+:class:`CardiacAI.image.Image` (HU) and ``case.task_labels(task)`` the label map of a task on the
+same grid (the contract of ``CardiacAI.synthetic.generate_case``). The real source is
+:class:`GeneratorCaseSource`; tests may pass any object following :class:`CaseSource`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import InputError, ModelError
+from ..image import Image
+from ..io.atomic import atomic_output
+from .config import GeneratorSettings
+from .preprocessing import to_model_grid
+
+
+class SyntheticCaseLike(Protocol):
+    """What a case source returns (``CardiacAI.synthetic.SyntheticCase`` follows it)."""
+
+    image: Image
+    present: dict
+    parameters: dict
+
+    def task_labels(self, task: str) -> Image: ...
+
+
+class CaseSource(Protocol):
+    """Makes the case of a seed; the same seed must always give the same case.
+
+    ``cache_key`` (str) names the source's settings for the disk cache; ``settings_for(seed)``
+    returns the JSON-serialisable settings the case of ``seed`` was generated with.
+    """
+
+    cache_key: str
+
+    def __call__(self, seed: int) -> SyntheticCaseLike: ...
+
+    def settings_for(self, seed: int) -> dict[str, Any]: ...
+
+
+class GeneratorCaseSource:
+    """The synthetic CT generator (``CardiacAI.synthetic``) as a case source.
+
+    Each seed draws its protocol from ``settings.protocols`` (weights) and SynthSeg mode with
+    probability ``settings.synthseg_fraction``, using ``numpy.random.default_rng(seed)``, so the
+    case of a seed is reproducible. Cases are generated at ``spacing_mm`` (i, j, k).
+
+    Raises
+    ------
+    ModelError: when ``CardiacAI.synthetic`` is not installed.
+    """
+
+    def __init__(self, settings: GeneratorSettings, spacing_mm) -> None:
+        try:
+            from .. import synthetic
+        except ImportError as exc:
+            raise ModelError(
+                f"the synthetic CT generator (CardiacAI.synthetic) cannot be imported: {exc}",
+                "install the complete CardiacAI package; training needs the generator",
+            ) from exc
+        self._synthetic = synthetic
+        self.settings = settings
+        self.spacing_mm = tuple(float(s) for s in spacing_mm)
+        names = sorted(settings.protocols)
+        weights = np.array([settings.protocols[n] for n in names], float)
+        self._protocols, self._weights = names, weights / weights.sum()
+        version = getattr(synthetic, "__version__", "")
+        key = json.dumps([dataclasses.asdict(settings), self.spacing_mm, version], sort_keys=True)
+        self.cache_key = "gen-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def settings_for(self, seed: int) -> dict[str, Any]:
+        """Generator keyword arguments used for ``seed`` (protocol, synthseg, fov, spacing, extras)."""
+        rng = np.random.default_rng([int(seed), 7919])
+        protocol = str(rng.choice(self._protocols, p=self._weights))
+        synthseg = bool(rng.random() < self.settings.synthseg_fraction)
+        out = dict(self.settings.extra)
+        out.update(protocol=protocol, spacing_mm=self.spacing_mm, fov=self.settings.fov, synthseg=synthseg)
+        return out
+
+    def __call__(self, seed: int):
+        cfg = self._synthetic.GeneratorConfig(**self.settings_for(seed))
+        return self._synthetic.generate_case(int(seed), cfg)
+
+
+@dataclasses.dataclass
+class PreparedCase:
+    """One case on the model grid.
+
+    Attributes
+    ----------
+    seed: the generator seed.
+    image_hu: int16/float32 array (K, J, I), HU, on the model grid (LPS-aligned, ``spacing_mm``).
+    label: uint8 array (K, J, I), task label values (0 = background).
+    spacing_mm: (i, j, k) mm.
+    present: structure key -> present in this case (from the generator).
+    settings: the generator settings of the case.
+    """
+
+    seed: int
+    image_hu: np.ndarray
+    label: np.ndarray
+    spacing_mm: tuple[float, float, float]
+    present: dict[str, bool]
+    settings: dict[str, Any]
+
+
+def prepare_case(case: SyntheticCaseLike, task: str, spacing_mm, seed: int,
+                 settings: dict[str, Any] | None = None) -> PreparedCase:
+    """Put a generated case on the model grid (see :func:`to_model_grid`).
+
+    Raises InputError when the label map does not share the image grid.
+    """
+    labels = case.task_labels(task)
+    if not labels.same_geometry(case.image, atol=1e-4):
+        raise InputError(f"the {task} label map of case {seed} is not on the image grid")
+    image = to_model_grid(case.image, spacing_mm)
+    label = to_model_grid(labels, spacing_mm, is_label=True)
+    present = dict((case.present or {}).get(task, {})) if isinstance(case.present, dict) else {}
+    return PreparedCase(seed=int(seed), image_hu=image.array, label=label.array.astype(np.uint8),
+                        spacing_mm=tuple(float(s) for s in image.spacing), present=present,
+                        settings=dict(settings or {}))
+
+
+class CaseStore:
+    """Cases by seed: generated once, kept in memory, and cached to disk as compressed ``.npz``.
+
+    The disk cache (``cache_dir``; None = memory only) lets repeated runs skip generation; a
+    file name holds the task, spacing, the source's ``cache_key`` and the seed, so different
+    generator settings never share files. Files are written atomically.
+    """
+
+    def __init__(self, source: CaseSource, task: str, spacing_mm, cache_dir: str | Path | None = None) -> None:
+        self.source = source
+        self.task = task
+        self.spacing_mm = tuple(float(s) for s in spacing_mm)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self._memory: dict[int, PreparedCase] = {}
+
+    def _path(self, seed: int) -> Path:
+        spacing = "x".join(f"{s:g}" for s in self.spacing_mm)
+        key = getattr(self.source, "cache_key", "custom")
+        return self.cache_dir / f"{self.task}_{spacing}mm_{key}_seed{int(seed)}.npz"  # type: ignore[operator]
+
+    def _settings(self, seed: int) -> dict[str, Any]:
+        fn = getattr(self.source, "settings_for", None)
+        return fn(seed) if fn else {}
+
+    def get(self, seed: int) -> PreparedCase:
+        """The prepared case of ``seed`` (from memory, the disk cache or the source, in that order)."""
+        seed = int(seed)
+        if seed in self._memory:
+            return self._memory[seed]
+        case = self._load(seed) if self.cache_dir is not None else None
+        if case is None:
+            case = prepare_case(self.source(seed), self.task, self.spacing_mm, seed, self._settings(seed))
+            if self.cache_dir is not None:
+                self._save(case)
+        self._memory[seed] = case
+        return case
+
+    def _load(self, seed: int) -> PreparedCase | None:
+        path = self._path(seed)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                return PreparedCase(seed=seed, image_hu=data["image"], label=data["label"],
+                                    spacing_mm=tuple(meta["spacing_mm"]), present=meta["present"],
+                                    settings=meta["settings"])
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged cache file is regenerated, not fatal
+
+    def _save(self, case: PreparedCase) -> None:
+        meta = json.dumps({"spacing_mm": case.spacing_mm, "present": case.present, "settings": case.settings})
+        with atomic_output(self._path(case.seed)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, image=case.image_hu, label=case.label, meta=np.array(meta))
