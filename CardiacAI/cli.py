@@ -1,4 +1,4 @@
-"""The ``cardiacai`` command line: ``info`` and ``convert`` (more subcommands join as modules arrive).
+"""The ``cardiacai`` command line: ``info``, ``convert``, ``segment`` and ``train``.
 
 Errors a user can cause (a wrong path, a damaged series, an unsupported format) are printed as one
 clear line on stderr with exit status 2; anything else is a bug and keeps its traceback.
@@ -134,6 +134,44 @@ def _cmd_convert(args) -> int:
     return 0
 
 
+def _cmd_segment(args) -> int:
+    import threading
+    import time
+
+    from .io import read_image
+    from .segmentation import prepare_output_folder, segment, write_outputs
+
+    start = time.perf_counter()
+    image = read_image(args.input, series_uid=args.series_uid)
+    backup = prepare_output_folder(args.output, overwrite=args.overwrite)
+    cancel = threading.Event()
+    last = [-1]
+
+    def progress(fraction: float, message: str) -> None:
+        pct = int(fraction * 100)
+        if not args.quiet and (pct >= last[0] + 10 or fraction >= 1.0):
+            last[0] = pct
+            print(f"[{pct:3d}%] {message}", file=sys.stderr)
+
+    try:
+        result = segment(image, args.task, model_id=args.model, version=args.model_version,
+                         prefer_gpu=not args.cpu, progress=progress, cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+    paths = write_outputs(result, image, args.output, overview=not args.no_overview)
+    for row in result.measurements:
+        state = "present" if row["present"] else "ABSENT"
+        extra = f" ({row['reason']})" if row["reason"] else ""
+        mass = f", {row['mass_g']:.1f} g" if row["mass_g"] is not None else ""
+        print(f"{row['name']:<32} {row['volume_ml']:9.1f} mL{mass}  {state}{extra}")
+    print(f"{result.run['model']['id']} {result.run['model']['version']} on {result.run['device_reason']}; "
+          f"{time.perf_counter() - start:.1f} s from reading to writing; results in {args.output}")
+    if backup is not None:
+        print(f"earlier results kept in {backup}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cardiacai`` argument parser (subcommands info, convert and, when available, train)."""
     parser = argparse.ArgumentParser(prog="cardiacai", description="CardiacAI: cardiac CT segmentation and quantification.")
@@ -154,6 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--task", help="label set naming the label values (whole-heart, ima-aorta)")
     conv.add_argument("--reference", help="image whose grid the label map is on (needed to read a .seg.nrrd)")
     conv.set_defaults(func=_cmd_convert)
+
+    seg = sub.add_parser("segment", help="one-click segmentation of a CT (whole heart, or IMAs and aorta)")
+    seg.add_argument("input", help="DICOM folder or file, or a NIfTI/NRRD/MHA CT volume")
+    seg.add_argument("-o", "--output", required=True, help="output folder (segmentation, .seg.nrrd, labels.json, "
+                     "measurements.csv, overview.png, run.json)")
+    seg.add_argument("--task", required=True, choices=["whole-heart", "ima-aorta"])
+    seg.add_argument("--model", help="catalog model id (default: the task's default model)")
+    seg.add_argument("--model-version", help="model version (default: the highest)")
+    seg.add_argument("--cpu", action="store_true", help="do not use a GPU even when one is present")
+    seg.add_argument("--series-uid", help="pick this DICOM series when the folder holds several")
+    seg.add_argument("--overwrite", action="store_true",
+                     help="replace results already in the folder (the old files are kept in previous-<time>/)")
+    seg.add_argument("--no-overview", action="store_true", help="skip overview.png")
+    seg.add_argument("--quiet", action="store_true", help="no progress lines")
+    seg.set_defaults(func=_cmd_segment)
 
     for register in _optional_subcommands():
         register(sub)

@@ -57,7 +57,9 @@ def render_overview(image: Image, path: str | Path, *, labelmap: Image | None = 
     k, j, i = (int(c) for c in centre_kji)
     si, sj, sk = image.spacing
     axis_aligned = np.allclose(np.abs(image.direction), np.eye(3), atol=1e-3)
-    flip_lr = axis_aligned and image.direction[0, 0] > 0  # +i points to patient's left: show it on the right
+    # Radiological convention: the patient's left on the viewer's right. With +i pointing to the
+    # patient's left (LPS, the usual case) column order already does that; flip only when +i points right.
+    flip_lr = axis_aligned and image.direction[0, 0] < 0
     # (view name, CT slice, label slice, physical aspect = row spacing / column spacing)
     views = [
         ("axial", arr[k], None if labels is None else labels[k], sj / si),

@@ -33,3 +33,23 @@ def test_overview_refuses_labels_on_another_grid(tmp_path):
     with pytest.raises(InputError, match="grid"):
         render_overview(ct, tmp_path / "x.png", labelmap=Image(np.zeros((4, 8, 9), np.uint8), spacing=(1, 1, 1)))
     assert not (tmp_path / "x.png").exists()
+
+
+def test_patient_left_is_shown_on_the_viewer_right(tmp_path):
+    """Radiological convention, whichever way the i axis points in the file."""
+    import matplotlib.image as mpimg
+
+    ls = get_label_set("whole-heart")
+    for sign in (1.0, -1.0):
+        direction = np.diag([sign, 1.0, 1.0])
+        ct = Image(np.zeros((20, 40, 40), np.int16), spacing=(1, 1, 1), direction=direction, modality="CT")
+        ct.array[0, 0, 0] = 1  # not constant
+        labels = np.zeros(ct.array.shape, np.uint8)
+        # An "aorta" blob on the patient's left: +x in LPS, i.e. large i when sign > 0, small i otherwise.
+        cols = slice(28, 36) if sign > 0 else slice(4, 12)
+        labels[5:15, 15:25, cols] = 5
+        out = render_overview(ct, tmp_path / f"o{sign}.png", labelmap=ct.with_array(labels), label_set=ls)
+        png = mpimg.imread(out)[..., :3]
+        axial = png[: int(png.shape[0] * 0.85), : png.shape[1] // 3]
+        hits = np.argwhere(np.abs(axial - np.array(ls.by_key("aorta").color)).max(axis=-1) < 0.03)
+        assert hits.size and hits[:, 1].mean() > axial.shape[1] / 2, f"direction sign {sign}"

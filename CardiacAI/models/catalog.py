@@ -78,6 +78,12 @@ class ModelEntry:
     card: dict[str, Any]
     catalog_dir: Path
     license: str = ""
+    #: two-stage models: {"model": id, "version": optional, "margin_mm": float}; None for one stage.
+    localizer: dict[str, Any] | None = None
+    #: structure key -> smallest plausible volume (mL); below it a structure is reported absent.
+    min_volume_ml: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: True for stage-only models (e.g. a localiser) that are not offered to the user.
+    hidden: bool = False
 
     # -- what the card says -----------------------------------------------------------------------
     @property
@@ -310,7 +316,7 @@ class ModelCatalog:
         the task's first-listed model id. Raises ModelError when the catalog has no model for
         the task (naming the tasks it does have).
         """
-        entries = self.models(task)
+        entries = [e for e in self.models(task) if not e.hidden]
         if not entries:
             have = ", ".join(self.tasks()) or "none"
             raise ModelError(
@@ -472,6 +478,9 @@ def _entry_from_json(item: dict[str, Any], index: int, catalog_dir: Path, source
         card=card,
         catalog_dir=catalog_dir,
         license=item.get("license", ""),
+        localizer=item.get("localizer"),
+        min_volume_ml={k: float(v) for k, v in item.get("min_volume_ml", {}).items()},
+        hidden=bool(item.get("hidden", False)),
     )
 
 
@@ -513,3 +522,16 @@ def _check_consistency(entries: list[ModelEntry], source: str) -> None:
         if len(names) > 1:
             raise ModelError(f"model catalog {source}: task '{task}' has {len(names)} default models ({', '.join(names)})",
                              "mark only one entry per task with \"default\": true")
+    by_id = {(e.id, e.version): e for e in entries}
+    for entry in entries:
+        if entry.localizer is None:
+            continue
+        wanted = entry.localizer["model"]
+        matches = [e for (i, _), e in by_id.items() if i == wanted
+                   and entry.localizer.get("version") in (None, e.version)]
+        if not matches:
+            raise ModelError(f"model catalog {source}: entry '{entry.id}' names the localizer '{wanted}', "
+                             "which the catalog does not list", "add the localizer model or remove the field")
+        if any(m.task != entry.task for m in matches):
+            raise ModelError(f"model catalog {source}: the localizer '{wanted}' of '{entry.id}' is for another task",
+                             "a localizer must segment the same task at coarse resolution")

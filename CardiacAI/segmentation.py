@@ -1,0 +1,372 @@
+"""One-click segmentation of a CT: model catalog -> inference -> post-processing -> outputs.
+
+``segment(image, task)`` runs the task's default catalog model (or a named one) and returns a
+:class:`SegmentationResult` on exactly the input grid; ``write_outputs`` writes the output folder
+``cardiacai segment`` produces:
+
+* ``segmentation.nii.gz``: multilabel map (uint8, label-set values), geometry of the input;
+* ``segmentation.seg.nrrd``: Slicer segmentation, one named, coloured, SNOMED-coded segment per structure;
+* ``labels.json``: value -> key, name, colour, codes, and whether the structure was found (with reason);
+* ``measurements.csv``: per structure volume (mL), LV myocardial mass (g), HU mean and SD;
+* ``overview.png``: axial, coronal and sagittal slices with coloured contours;
+* ``run.json``: model id/version, device and why, timings, CardiacAI version, input description.
+
+Two-stage models (catalog field ``localizer``) follow the whole-heart Dense V-Net paper: a coarse
+model of the same task runs on the whole scan, the bounding box of what it finds plus a margin is
+cropped, and the main model segments only that region of interest.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import InputError, OperationCancelled
+from .image import Image, check_ct_volume
+from .inference import ProgressCallback, choose_device, resample_labels_onto, sliding_window_logits
+from .io.atomic import atomic_output
+from .labels import LabelSet, get_label_set
+from .postprocess import Presence
+
+#: The tasks ``segment`` offers, and the catalog / label-set name of each.
+TASKS = ("whole-heart", "ima-aorta")
+#: Key of the structure whose mass is reported (g, at 1.05 g/mL).
+MYOCARDIUM_KEY = "left_ventricle_myocardium"
+
+
+@dataclasses.dataclass
+class SegmentationResult:
+    """What one segmentation run produced.
+
+    Attributes
+    ----------
+    task: "whole-heart" or "ima-aorta".
+    labelmap: uint8 label map (Image) on exactly the input CT's grid, values of ``label_set``.
+    label_set: the task's structures (names, colours, SNOMED CT codes).
+    presence: structure key -> :class:`CardiacAI.postprocess.Presence` (found or absent, and why).
+    measurements: one dict per structure: key, name, value, present, reason, volume_ml, mass_g
+        (LV myocardium only), hu_mean, hu_sd (HU of the input CT inside the structure).
+    run: provenance: model id/version, device and why, seconds per stage, CardiacAI version.
+    """
+
+    task: str
+    labelmap: Image
+    label_set: LabelSet
+    presence: dict[str, Presence]
+    measurements: list[dict[str, Any]]
+    run: dict[str, Any]
+
+
+def load_network(entry, device: str = "cpu"):
+    """Build the network a catalog entry describes and load its checked weights (eval mode).
+
+    Raises ModelError when the weights are missing, fail their sha256 check, or do not fit.
+    """
+    import torch
+
+    from .errors import ModelError
+    from .networks import build_network
+
+    path = entry.weights_path()
+    net = build_network(entry.architecture, entry.in_channels, entry.out_channels, **entry.architecture_params)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        net.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise ModelError(f"the weights {path} of model '{entry.id}' {entry.version} do not fit its network: {exc}",
+                         "re-download the model or reinstall CardiacAI") from None
+    return net.to(device).eval()
+
+
+#: Largest sliding window per axis at inference (voxels). The networks are fully convolutional, so
+#: windows larger than the training patch are valid; 96³ keeps the Dense V-Net under ~0.7 GB of RAM
+#: on the CPU while covering a cropped heart region at 2 mm in one or two windows.
+MAX_INFERENCE_WINDOW = 96
+
+
+def inference_window(shape_kji, patch_size_kji, divisible_by: int) -> tuple[int, int, int]:
+    """Sliding-window size (k, j, i) for a volume: the whole volume rounded up to ``divisible_by``
+    where that is at most :data:`MAX_INFERENCE_WINDOW`, never smaller than the training patch."""
+    out = []
+    for size, patch in zip(shape_kji, patch_size_kji):
+        whole = -(-int(size) // divisible_by) * divisible_by
+        out.append(max(int(patch), min(whole, MAX_INFERENCE_WINDOW // divisible_by * divisible_by)))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def predict_labels(image: Image, entry, network, device, *, progress: ProgressCallback | None = None,
+                   cancel: threading.Event | None = None, progress_range=(0.0, 1.0)) -> Image:
+    """Run one catalog model on ``image`` and return its label map on ``image``'s grid (uint8).
+
+    Applies the model card's preprocessing exactly as training did (reorient to the identity LPS
+    direction, resample to the model spacing, clip/normalise HU), sliding-window inference with
+    Gaussian blending, argmax, and nearest-neighbour resampling back onto the input grid.
+    """
+    from .training.preprocessing import normalise_intensity, to_model_grid
+
+    grid = to_model_grid(image, entry.input_spacing_mm)
+    intensity = entry.intensity
+    volume = normalise_intensity(grid.array, intensity["window"], intensity["output_range"])
+    window = inference_window(volume.shape, entry.patch_size_kji, int(entry.card["input"].get("divisible_by", 8)))
+    probs = sliding_window_logits(volume, network, roi_size=window, device=device,
+                                  overlap=float(entry.card["input"].get("sliding_window_overlap", 0.25)),
+                                  progress=progress, cancel=cancel, progress_range=progress_range)
+    labels = probs.argmax(axis=0).astype(np.uint8)
+    return resample_labels_onto(grid.with_array(labels, modality="", metadata={}), image)
+
+
+def crop_box_around(labels: np.ndarray, spacing_ijk, margin_mm: float) -> tuple[slice, slice, slice] | None:
+    """(k, j, i) index box around the non-zero voxels of ``labels`` plus ``margin_mm``; None if empty."""
+    nz = np.argwhere(labels > 0)
+    if nz.size == 0:
+        return None
+    margin = np.ceil(margin_mm / np.asarray(spacing_ijk, float)[::-1]).astype(int)
+    lo = np.maximum(nz.min(axis=0) - margin, 0)
+    hi = np.minimum(nz.max(axis=0) + 1 + margin, labels.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))  # type: ignore[return-value]
+
+
+def crop_image(image: Image, box: tuple[slice, slice, slice]) -> Image:
+    """The sub-volume ``image.array[box]`` with its origin moved so every voxel keeps its LPS position."""
+    k0, j0, i0 = (s.start for s in box)
+    origin = (image.ijk_to_lps @ [i0, j0, k0, 1.0])[:3]
+    return Image(image.array[box], spacing=image.spacing, origin=tuple(origin), direction=image.direction,
+                 modality=image.modality, metadata=dict(image.metadata))
+
+
+def measure_structures(image: Image, labelmap: Image, label_set: LabelSet,
+                       presence: dict[str, Presence]) -> list[dict[str, Any]]:
+    """Per-structure volume (mL), LV myocardial mass (g, 1.05 g/mL) and HU mean/SD of the input CT."""
+    from .metrics import myocardial_mass_g
+
+    lab = labelmap.array
+    counts = np.bincount(lab.ravel(), minlength=max(label_set.values) + 1)
+    hu = image.array
+    rows = []
+    for s in label_set.structures:
+        n = int(counts[s.value])
+        volume = n * image.voxel_volume_ml
+        values = hu[lab == s.value] if n else np.empty(0)
+        p = presence.get(s.key)
+        rows.append({
+            "key": s.key,
+            "name": s.name,
+            "value": s.value,
+            "present": bool(p.present) if p else n > 0,
+            "reason": (p.reason or "") if p else "",
+            "volume_ml": round(volume, 3),
+            "mass_g": round(myocardial_mass_g(volume), 2) if s.key == MYOCARDIUM_KEY else None,
+            "hu_mean": round(float(values.mean()), 1) if n else None,
+            "hu_sd": round(float(values.std()), 1) if n else None,
+        })
+    return rows
+
+
+def segment(image: Image, task: str, *, model_id: str | None = None, version: str | None = None,
+            catalog=None, prefer_gpu: bool = True, progress: ProgressCallback | None = None,
+            cancel: threading.Event | None = None) -> SegmentationResult:
+    """Segment a CT for ``task`` with a catalog model; the result is on exactly the input grid.
+
+    Parameters
+    ----------
+    image: the CT (HU, any orientation, any spacing).
+    task: one of :data:`TASKS`.
+    model_id, version: a specific catalog model; default the task's default model.
+    catalog: a :class:`CardiacAI.models.ModelCatalog`; default the packaged one.
+    prefer_gpu: use CUDA (with mixed precision) when present.
+    progress: called with (fraction 0..1, message) as the run advances.
+    cancel: set it to stop; :class:`OperationCancelled` is raised and nothing is returned.
+
+    Raises
+    ------
+    InputError: unknown task, or an image that is not a usable CT.
+    ModelError: no model for the task, or missing/corrupt weights.
+    OperationCancelled: ``cancel`` was set.
+    """
+    from .models import ModelCatalog
+    from .perivascular import add_perivascular_regions
+    from .postprocess import body_mask_from_ct, clean_labelmap, structure_presence
+
+    if task not in TASKS:
+        raise InputError(f"unknown segmentation task '{task}'", f"choose one of: {', '.join(TASKS)}")
+    check_ct_volume(image)
+    report = progress or (lambda fraction, message: None)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    def check_cancel():
+        if cancel is not None and cancel.is_set():
+            raise OperationCancelled("segmentation cancelled by the user", "nothing was written")
+
+    catalog = catalog or ModelCatalog.load()
+    entry = catalog.get(model_id, version) if model_id else catalog.default_for(task)
+    if entry.task != task:
+        raise InputError(f"model '{entry.id}' is for the task '{entry.task}', not '{task}'",
+                         f"pick a model of the task '{task}' or leave the model unset")
+    label_set = get_label_set(entry.label_set)
+    device = choose_device(prefer_gpu)
+    report(0.02, f"loading model {entry.id} {entry.version} on {device.reason}")
+    t = time.perf_counter()
+    network = load_network(entry, device.device)
+    stages = []
+    timings["load_model_s"] = time.perf_counter() - t
+
+    region = image
+    box = None
+    if entry.localizer:
+        loc_entry = catalog.get(entry.localizer["model"], entry.localizer.get("version"))
+        loc_net = load_network(loc_entry, device.device)
+        t = time.perf_counter()
+        coarse = predict_labels(image, loc_entry, loc_net, device, progress=report, cancel=cancel,
+                                progress_range=(0.05, 0.25))
+        timings["localize_s"] = time.perf_counter() - t
+        stages.append({"stage": "localize", "model": loc_entry.id, "version": loc_entry.version})
+        box = crop_box_around(coarse.array, image.spacing, float(entry.localizer.get("margin_mm", 20.0)))
+        if box is not None:
+            region = crop_image(image, box)
+    check_cancel()
+    t = time.perf_counter()
+    fine = predict_labels(region, entry, network, device, progress=report, cancel=cancel,
+                          progress_range=(0.25 if entry.localizer else 0.05, 0.85))
+    timings["segment_s"] = time.perf_counter() - t
+    stages.append({"stage": "segment", "model": entry.id, "version": entry.version,
+                   "region_kji": None if box is None else [[s.start, s.stop] for s in box]})
+    labels = np.zeros(image.array.shape, np.uint8)
+    if box is None:
+        labels[...] = fine.array
+    else:
+        labels[box] = fine.array
+    check_cancel()
+
+    report(0.88, "post-processing")
+    t = time.perf_counter()
+    labels = clean_labelmap(labels, label_set, image.spacing)
+    if task == "ima-aorta":
+        labels = add_perivascular_regions(image.with_array(labels), label_set, body_mask_from_ct(image)).array
+    labelmap = image.with_array(labels.astype(np.uint8), modality="", metadata={"task": task})
+    presence = structure_presence(labelmap, label_set, image, min_volume_ml=entry.min_volume_ml or 0.0)
+    measurements = measure_structures(image, labelmap, label_set, presence)
+    timings["postprocess_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t_start
+    report(1.0, "done")
+    run = {
+        "cardiacai_version": __version__,
+        "task": task,
+        "model": {"id": entry.id, "version": entry.version, "title": entry.title,
+                  "sha256": entry.sha256, "architecture": entry.architecture},
+        "stages": stages,
+        "device": device.device,
+        "device_reason": device.reason,
+        "mixed_precision": device.mixed_precision,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "input": {
+            "source": str(image.metadata.get("source_path", "")),
+            "series_instance_uid": image.metadata.get("series_instance_uid"),
+            "size_ijk": list(image.shape_ijk),
+            "spacing_mm": list(image.spacing),
+        },
+    }
+    return SegmentationResult(task, labelmap, label_set, presence, measurements, run)
+
+
+#: The files ``write_outputs`` writes into an output folder.
+OUTPUT_FILES = ("segmentation.nii.gz", "segmentation.seg.nrrd", "labels.json", "measurements.csv",
+                "overview.png", "run.json")
+
+
+def prepare_output_folder(outdir: str | Path, *, overwrite: bool = False) -> Path | None:
+    """Make ``outdir`` ready for :func:`write_outputs` without losing earlier results.
+
+    A folder holding results of an earlier run (possibly corrected by hand) is refused unless
+    ``overwrite``; then those files are moved into ``outdir/previous-<UTC time>/`` first, so there
+    is always a way back. Returns that backup folder, or None when there was nothing to keep.
+
+    Raises InputError when ``outdir`` is a file, or holds results and ``overwrite`` is False.
+    """
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"the output path {out} exists and is not a folder", "choose a folder for the results")
+    existing = [out / name for name in OUTPUT_FILES if (out / name).exists()]
+    if not existing:
+        out.mkdir(parents=True, exist_ok=True)
+        return None
+    if not overwrite:
+        raise InputError(
+            f"the output folder {out} already holds results ({', '.join(p.name for p in existing)})",
+            "choose another folder, or pass --overwrite to keep the old files in a previous-<time> subfolder",
+        )
+    backup = out / time.strftime("previous-%Y%m%dT%H%M%SZ", time.gmtime())
+    n = 1
+    while backup.exists():
+        n += 1
+        backup = out / time.strftime(f"previous-%Y%m%dT%H%M%SZ-{n}", time.gmtime())
+    backup.mkdir()
+    for path in existing:
+        path.rename(backup / path.name)
+    return backup
+
+
+def write_outputs(result: SegmentationResult, image: Image, outdir: str | Path, *,
+                  overview: bool = True) -> dict[str, Path]:
+    """Write the output folder of a segmentation run (see the module docstring); every file atomically.
+
+    Call :func:`prepare_output_folder` first to keep earlier results. Returns name -> path.
+    Raises InputError when ``outdir`` exists and is not a folder.
+    """
+    from .io import write_labelmap
+    from .overview import render_overview
+    from .slicer_bridge import write_seg_nrrd
+
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"the output path {out} exists and is not a folder", "choose a folder for the results")
+    out.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    paths = {
+        "segmentation.nii.gz": write_labelmap(result.labelmap, out / "segmentation.nii.gz"),
+        "segmentation.seg.nrrd": write_seg_nrrd(result.labelmap, result.label_set, out / "segmentation.seg.nrrd",
+                                                reference=image),
+    }
+    labels_json = result.label_set.to_labels_json()
+    for row in result.measurements:
+        entry = labels_json["labels"][str(row["value"])]
+        entry["present"] = row["present"]
+        entry["reason"] = row["reason"]
+    paths["labels.json"] = _write_text(out / "labels.json", json.dumps(labels_json, indent=2) + "\n")
+    paths["measurements.csv"] = _write_text(out / "measurements.csv", _measurements_csv(result.measurements))
+    if overview:
+        title = f"CardiacAI {result.task} ({result.run['model']['id']} {result.run['model']['version']})"
+        paths["overview.png"] = render_overview(image, out / "overview.png", labelmap=result.labelmap,
+                                                label_set=result.label_set, title=title)
+    run = dict(result.run)
+    run["timings_s"] = dict(run["timings_s"], write_outputs_s=round(time.perf_counter() - t, 3))
+    run["presence"] = {k: {"present": p.present, "volume_ml": round(p.volume_ml, 3), "reason": p.reason}
+                       for k, p in result.presence.items()}
+    paths["run.json"] = _write_text(out / "run.json", json.dumps(run, indent=2) + "\n")
+    return paths
+
+
+def _measurements_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    fields = ["key", "name", "value", "present", "reason", "volume_ml", "mass_g", "hu_mean", "hu_sd"]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row[k] is None else row[k]) for k in fields})
+    return buffer.getvalue()
+
+
+def _write_text(path: Path, text: str) -> Path:
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
