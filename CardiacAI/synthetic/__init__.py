@@ -1,0 +1,20 @@
+"""Synthetic, anatomically labelled chest and cardiac CT for training and testing (issue #3).
+
+Real annotated cardiac CT is not available to this project, so its models learn from this
+generator: analytic anatomy (body wall, lungs, spine, ribs, sternum, liver dome, the heart with
+the 10 whole-heart structures, coronary arteries, internal mammary arteries, calcified plaques)
+rendered with CT physics for four protocols, or with SynthSeg-style random appearance.
+
+    from CardiacAI.synthetic import GeneratorConfig, generate_case
+    case = generate_case(7, GeneratorConfig(protocol="cta", spacing_mm=(1, 1, 1), fov="chest"))
+    case.image, case.anatomy, case.task_labels("whole-heart"), case.present, case.parameters
+
+See docs/synthetic.md for the anatomy, the HU calibration against real scans and pictures.
+"""
+
+from .anatomy_labels import ANATOMY_LABELS, LABEL_NAMES, TASKS, task_structures
+from .generator import FOVS, GeneratorConfig, SyntheticCase, generate_case
+from .physics import PROTOCOLS
+
+__all__ = ["ANATOMY_LABELS", "LABEL_NAMES", "TASKS", "FOVS", "PROTOCOLS", "GeneratorConfig", "SyntheticCase",
+           "generate_case", "task_structures"]

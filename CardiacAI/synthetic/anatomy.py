@@ -1,0 +1,770 @@
+"""The synthetic chest and heart: random anatomy parameters and their painting as label maps.
+
+Coordinate frame: LPS millimetres, x to the patient's left, y posterior, z superior, with x = 0 on
+the midline, y = 0 at the middle of the chest's antero-posterior extent and z = 0 at the level of
+the mitral valve centre ``H``. Cardiac structures are laid out around ``H`` in a canonical
+arrangement (offsets in mm for an average adult heart), then scaled, rotated and elastically
+deformed per case; the left ventricle is built in its own long-axis frame (base at the mitral
+plane, apex along ``e_long``).
+
+``sample_anatomy(rng)`` draws every random choice into a JSON-serialisable dict;
+``paint_anatomy(canvas, anatomy)`` paints it, deterministically, in an order that defines
+precedence (later shapes cover earlier ones).
+
+Sizes follow typical adult values: LV cavity 60-250 mL (end-diastole), LV myocardium 80-250 g
+(1.05 g/mL, including the papillary muscles as the whole-heart paper does), LA 40-150 mL, aortic
+diameter 25-40 mm, coronary arteries 1.5-4.5 mm, internal mammary arteries 2-3 mm 10-20 mm lateral
+to the sternal border, calcified plaques 1-500 mm³ with peak 130-1500 HU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import shapes
+from .anatomy_labels import ANATOMY_LABELS as L
+
+MYOCARDIUM_DENSITY_G_PER_ML = 1.05
+
+
+def _u(rng, lo, hi):
+    return float(rng.uniform(lo, hi))
+
+
+def _unit(v):
+    v = np.asarray(v, dtype=float)
+    return v / np.linalg.norm(v)
+
+
+def _lv_volumes(L_cav, r_cav, t):
+    """Analytic volumes (mL) of the truncated-ellipsoid LV cavity and myocardium."""
+    cut = 0.08  # the cavity reaches 8% of its length above the base plane
+    def trunc(a, r, c):  # volume of the ellipsoid part with axial coordinate >= -c*a
+        return np.pi * a * r * r * (2.0 / 3.0 + c - c ** 3 / 3.0)
+    cav = trunc(L_cav, r_cav, cut) / 1000.0
+    outer = trunc(L_cav + 0.8 * t, r_cav + t, cut * L_cav / (L_cav + 0.8 * t)) / 1000.0
+    return cav, outer - cav
+
+
+# -- sampling --------------------------------------------------------------------------------------
+def sample_anatomy(rng: np.random.Generator) -> dict:
+    """Draw one synthetic patient: body habitus, heart size/axis/proportions, vessel paths,
+    plaques. Returns a JSON-serialisable dict (lists and floats) that fully determines the
+    painted anatomy."""
+    p: dict = {}
+    # Body habitus: half-width and half-depth of the chest (mm); fat grows with size.
+    a_body = _u(rng, 130, 168)
+    b_body = _u(rng, 100, 128)
+    size = (a_body - 130) / 38
+    fat = float(np.clip(3 + 16 * size + rng.uniform(-3, 7), 3, 30))
+    p["body"] = dict(a=a_body, b=b_body, skin=2.0, fat=fat, muscle=_u(rng, 4, 9),
+                     posterior_muscle=_u(rng, 12, 22), taper=_u(rng, 0.05, 0.15),
+                     squareness=_u(rng, 2.3, 3.0))  # superellipse exponent of the cross-section
+    H = np.array([_u(rng, 5, 20), _u(rng, 0, 14), 0.0])
+    p["H"] = H.tolist()
+    s = _u(rng, 0.84, 1.0)  # global heart scale
+    p["heart_scale"] = s
+
+    # Left ventricle: long axis from the base (mitral plane) to the apex.
+    theta = np.deg2rad(_u(rng, 35, 60))  # azimuth from anterior toward the left
+    phi = np.deg2rad(_u(rng, -40, -20))  # elevation (apex points down)
+    e_long = np.array([np.sin(theta) * np.cos(phi), -np.cos(theta) * np.cos(phi), np.sin(phi)])
+    e_rv = _unit(np.cross(e_long, [0, 0, 1]))  # toward the right ventricle (right-anterior)
+    e_sup = -np.cross(e_long, e_rv)  # superior-anterior side of the short-axis plane
+    condition = rng.choice(["normal", "normal", "normal", "dilated", "hypertrophy"])
+    for _ in range(50):
+        lv_f = _u(rng, 0.8, 1.2) * (1.45 if condition == "dilated" else 1.0)
+        L_cav = 86 * s * lv_f ** (1 / 3) * _u(rng, 0.93, 1.07)
+        r_cav = 26.5 * s * lv_f ** (1 / 3)
+        t = _u(rng, 8, 11) if condition != "hypertrophy" else _u(rng, 13, 17)
+        if condition == "hypertrophy":  # aortic stenosis: thick wall, small-normal cavity
+            L_cav *= 0.92
+            r_cav *= 0.9
+        cav, myo = _lv_volumes(L_cav, r_cav, t)
+        # analytic bounds; the painted volumes come out ~20 % lower (papillary muscles, base)
+        if 90 <= cav <= 280 and 105 <= myo * MYOCARDIUM_DENSITY_G_PER_ML <= 280:
+            break
+    p["lv"] = dict(condition=str(condition), e_long=e_long.tolist(), e_rv=e_rv.tolist(),
+                   e_sup=e_sup.tolist(), L_cav=L_cav, r_cav=r_cav, wall=t,
+                   expected_cavity_ml=cav, expected_myocardium_g=myo * MYOCARDIUM_DENSITY_G_PER_ML,
+                   papillary=[[_u(rng, 0.35, 0.55), _u(rng, 140, 165)],
+                              [_u(rng, 0.35, 0.55), _u(rng, 215, 245)]])
+    p["rv"] = dict(scale=_u(rng, 0.85, 1.3), wall=_u(rng, 3.0, 4.5))
+    p["la"] = dict(scale=_u(rng, 0.8, 1.45) ** (1 / 3) * s)
+    p["ra"] = dict(scale=_u(rng, 0.85, 1.35) ** (1 / 3) * s)
+    # Small random rotation of the whole heart about H and an elastic deformation seed.
+    p["heart_rotation"] = shapes.rotation_matrix(rng, 8.0).tolist()
+    p["deformation"] = dict(amplitude_mm=_u(rng, 0.8, 2.5), seed=int(rng.integers(2**31)))
+    p["tortuosity_mm"] = _u(rng, 0.5, 3.0)
+
+    def heart_point(offset_mm):
+        """Canonical offset from H (mm, at heart scale 1) to the patient frame."""
+        R = np.asarray(p["heart_rotation"])
+        return (H + s * (R @ np.asarray(offset_mm, dtype=float))).tolist()
+
+    jit = lambda v, a=3.0: (np.asarray(v, float) + rng.uniform(-a, a, 3)).tolist()
+    p["points"] = pts = {}
+    # Aorta: aortic valve anterior-right of the mitral valve, ascending aorta, arch, descending
+    # aorta on the left of the spine.
+    # vertebral body centre 12 mm in front of the posterior pleura: the lungs wrap around it
+    y_spine = p["body"]["b"] - (p["body"]["skin"] + fat + p["body"]["muscle"] + 9.0) - p["body"]["posterior_muscle"] - 12
+    p["y_spine"] = y_spine
+    r_aorta = _u(rng, 12.5, 16.5)  # ascending; the root (sinus) is 15 % wider: 29-38 mm
+    p["aorta_radius"] = r_aorta
+    arch_top = H[2] + _u(rng, 80, 100) * s
+    p["arch_top_z"] = arch_top
+    desc_x = _u(rng, 26, 34)
+    desc_y = y_spine - _u(rng, 14, 22)
+    pts["aorta"] = [heart_point([-12, -16, 8]), heart_point(jit([-16, -24, 24])),
+                    heart_point(jit([-18, -28, 45])), heart_point(jit([-12, -24, 68])),
+                    [H[0] - 8, H[1] - 2, arch_top - r_aorta],
+                    [desc_x - 5, desc_y - 10, arch_top - r_aorta - 4],
+                    [desc_x, desc_y, arch_top - 45], [desc_x, desc_y, H[2] - 40],
+                    [desc_x - 4, desc_y + 2, H[2] - 140], [desc_x - 8, desc_y + 4, H[2] - 260]]
+    # Arch branches and subclavian arteries (IMA origins).
+    top = arch_top
+    pts["brachiocephalic"] = [[H[0] - 14, H[1], top - 4], [-22, H[1] - 4, top + 30]]
+    pts["right_subclavian"] = [[-22, H[1] - 4, top + 30], [-50, H[1] + 2, top + 40], [-90, H[1] + 10, top + 30]]
+    pts["right_carotid"] = [[-22, H[1] - 4, top + 30], [-26, H[1], top + 120]]
+    pts["left_carotid"] = [[H[0] - 6, H[1] + 6, top - 2], [12, H[1] + 6, top + 120]]
+    pts["left_subclavian"] = [[H[0] + 2, H[1] + 14, top - 4], [35, H[1] + 18, top + 34], [60, H[1] + 12, top + 42], [95, H[1] + 18, top + 32]]
+    # Pulmonary artery: valve anterior-left-superior of the aortic valve, trunk, bifurcation
+    # under the arch, right branch behind the ascending aorta.
+    pts["pa_trunk"] = [heart_point([8, -40, 18]), heart_point(jit([18, -32, 40])), heart_point(jit([12, -8, 56]))]
+    pts["lpa"] = [pts["pa_trunk"][-1], heart_point(jit([32, 4, 60])), heart_point(jit([55, 12, 54])), heart_point([70, 16, 46])]
+    pts["rpa"] = [pts["pa_trunk"][-1], heart_point(jit([-6, 6, 56])), heart_point(jit([-32, 10, 54])), heart_point([-62, 14, 48])]
+    p["pa_radius"] = _u(rng, 11, 15) * s
+    # Veins.
+    pts["svc"] = [[H[0] - 50, H[1] + 0, H[2] + 110], heart_point(jit([-44, -4, 60])), heart_point([-44, 0, 30])]
+    pts["ivc"] = [[H[0] - 30, H[1] + 24, H[2] - 200], [H[0] - 36, H[1] + 18, H[2] - 70], heart_point([-42, 8, -22])]
+    pts["right_bcv"] = [[-80, H[1] + 10, H[2] + 150], [-56, H[1] + 2, H[2] + 125], pts["svc"][0]]
+    pts["left_bcv"] = [[80, H[1] + 10, H[2] + 145], [35, H[1] - 18, H[2] + 125], [-20, H[1] - 10, H[2] + 116], pts["svc"][0]]
+    p["svc_radius"] = _u(rng, 8, 11)
+    p["injection_side"] = "right" if rng.uniform() < 0.8 else "left"
+    # Pulmonary veins: from the left atrium to the hila.
+    pv_r = _u(rng, 5.5, 7.0) * s
+    p["pv_radius"] = pv_r
+    pts["pv"] = {
+        "left_superior": [heart_point([22, 22, 22]), heart_point(jit([40, 20, 28])), heart_point([58, 16, 34])],
+        "left_inferior": [heart_point([22, 30, 2]), heart_point(jit([42, 32, -4])), heart_point([60, 34, -10])],
+        "right_superior": [heart_point([-30, 20, 22]), heart_point(jit([-46, 16, 26])), heart_point([-62, 12, 30])],
+        "right_inferior": [heart_point([-30, 28, 2]), heart_point(jit([-46, 30, -2])), heart_point([-62, 32, -8])],
+    }
+    pts["la_centre"] = heart_point([-6, 18, 12])
+    pts["ra_centre"] = heart_point([-46, 2, 0])
+    pts["laa"] = [heart_point([20, 6, 20]), heart_point(jit([34, -8, 22], 2)), heart_point(jit([42, -20, 14], 2))]
+    pts["raa"] = [heart_point([-40, -18, 16]), heart_point(jit([-28, -34, 24], 2)), heart_point(jit([-16, -40, 20], 2))]
+    # Airway and oesophagus.
+    p["carina_z"] = float(pts["pa_trunk"][-1][2] + _u(rng, -5, 8))
+    p["trachea_y"] = y_spine - _u(rng, 38, 46)
+    p["esophagus"] = dict(x=_u(rng, 0, 10), y=y_spine - _u(rng, 24, 28), r=_u(rng, 6, 8))
+    # Diaphragm: the heart rests on the left dome; the right dome (liver) is higher.
+    p["dome"] = dict(right_rise=_u(rng, 10, 30))
+    # Spine / ribs / sternum.
+    p["vertebra"] = dict(height=_u(rng, 20, 24), disc=_u(rng, 5, 7), radius=_u(rng, 15, 19))
+    p["ribs"] = dict(spacing=_u(rng, 22, 27), drop=_u(rng, 70, 110), first_z=H[2] + _u(rng, 110, 135))
+    # manubrium top (jugular notch) above the arch; the subclavian arteries (IMA origins) higher still
+    p["sternum"] = dict(half_width=_u(rng, 14, 19), thickness=_u(rng, 10, 14), top_z=arch_top + _u(rng, 12, 25),
+                        xiphoid_z=H[2] - _u(rng, 60, 90))
+    # Internal mammary arteries: distance from the sternal border and radius (2-3 mm diameter).
+    p["ima"] = {side: dict(lateral=_u(rng, 10, 20), radius=_u(rng, 1.0, 1.5), vein_radius=_u(rng, 1.0, 1.6),
+                           vein_side=float(rng.choice([-1.0, 1.0])), phase=_u(rng, 0, 6.3))
+                for side in ("left", "right")}
+    # Coronary arteries (radii in mm, 1.5-4.5 mm diameter at the origin).
+    p["coronary"] = dict(lm=_u(rng, 1.8, 2.25), lad=_u(rng, 1.4, 1.9), lcx=_u(rng, 1.2, 1.7), rca=_u(rng, 1.4, 2.0),
+                         lad_angle=_u(rng, 45, 65), pda_angle=_u(rng, -70, -50), lm_angle=_u(rng, 75, 95),
+                         diag_angle=_u(rng, 100, 130), om_angle=_u(rng, 165, 195),
+                         dominance="right" if rng.uniform() < 0.85 else "left")
+    p["coronary_sinus"] = dict(radius=_u(rng, 3.5, 5.0))
+    # Pulmonary vessel trees: random branching from the hila.
+    p["lung_tree_seed"] = int(rng.integers(2**31))
+    # Calcified plaques.
+    n_cor = 0 if rng.uniform() < 0.35 else int(rng.integers(1, 9))
+    p["plaques"] = dict(
+        coronary=[dict(vessel=str(rng.choice(["lad", "lad", "lcx", "rca", "rca", "lm"])), t=_u(rng, 0.02, 0.6),
+                       volume_mm3=float(np.exp(rng.uniform(np.log(1), np.log(300)))), peak_hu=_u(rng, 130, 1500),
+                       angle=_u(rng, 0, 2 * np.pi)) for _ in range(n_cor)],
+        aortic_wall=[dict(t=_u(rng, 0.3, 0.95), angle=_u(rng, 0, 2 * np.pi),
+                          volume_mm3=float(np.exp(rng.uniform(np.log(5), np.log(500)))), peak_hu=_u(rng, 130, 1500))
+                     for _ in range(0 if rng.uniform() < 0.4 else int(rng.integers(1, 7)))],
+        aortic_valve=[dict(angle=_u(rng, 0, 2 * np.pi), volume_mm3=float(np.exp(rng.uniform(np.log(5), np.log(500)))),
+                           peak_hu=_u(rng, 200, 1500))
+                      for _ in range(0 if rng.uniform() < 0.6 else int(rng.integers(1, 4)))],
+        mitral_annulus=[dict(angle=_u(rng, 120, 300), volume_mm3=float(np.exp(rng.uniform(np.log(10), np.log(500)))),
+                             peak_hu=_u(rng, 200, 1500))
+                        for _ in range(0 if rng.uniform() < 0.75 else int(rng.integers(1, 3)))],
+    )
+    p["pericardial_fat_mm"] = _u(rng, 1, 5)
+    p["epicardial_fat_mm"] = _u(rng, 1, 3)
+    return p
+
+
+# -- geometry helpers built from the parameters ----------------------------------------------------
+class Body:
+    """Chest wall geometry: nested elliptical cross-sections varying with z (mm)."""
+
+    def __init__(self, p: dict):
+        b = p["body"]
+        self.a, self.b, self.taper = b["a"], b["b"], b["taper"]
+        self.skin, self.fat, self.muscle, self.post = b["skin"], b["fat"], b["muscle"], b["posterior_muscle"]
+        self.n = b["squareness"]
+
+    def _scale(self, z):
+        # The chest narrows toward the apex and slightly toward the abdomen.
+        zz = np.clip((z - 60.0) / 150.0, 0.0, 1.0)
+        return 1.0 - self.taper * zz * zz
+
+    def outer_sdf(self, X, Y, Z):
+        """Signed distance (mm, first-order) to the skin: a superellipse cross-section
+        (|x/a|^n + |y/b|^n = 1, n = squareness) whose half-width tapers with z."""
+        n = np.float32(self.n)
+        a = (self.a * self._scale(Z)).astype(np.float32)
+        ux = np.abs(X / a) + np.float32(1e-6)
+        vy = np.abs(Y / np.float32(self.b)) + np.float32(1e-6)
+        pu, pv = ux ** n, vy ** n
+        f = (pu + pv) ** (1 / n)
+        # gradient of f: d f/d x = (|u|^(n-1) / a) f^(1-n); same for y
+        gx = (pu / ux) / a
+        gy = (pv / vy) / np.float32(self.b)
+        grad = np.sqrt(gx * gx + gy * gy) * f ** (1 - n)
+        return (f - 1) / np.maximum(grad, np.float32(1e-6))
+
+    def depth_sdf(self, X, Y, Z, inset: float, posterior_fraction: float = 0.0):
+        """Signed distance to the surface ``inset`` mm inside the skin, deeper posteriorly by
+        ``posterior_fraction`` of the back-muscle thickness (as the thoracic cavity is painted)."""
+        post = np.float32(posterior_fraction * self.post) * np.clip(Y / np.float32(self.b), 0, 1) ** 2
+        return self.outer_sdf(X, Y, Z) + np.float32(inset) + post
+
+    @property
+    def muscle_outer(self):
+        return self.skin + self.fat
+
+    @property
+    def rib_centre(self):
+        return self.skin + self.fat + self.muscle + 5.0
+
+    @property
+    def cavity(self):
+        return self.skin + self.fat + self.muscle + 8.0
+
+    def ray_point(self, inset: float, posterior_fraction: float, angle: float, z: float) -> list:
+        """Point on the surface ``inset`` mm inside the skin along the axial ray from the chest
+        centre at ``angle`` (radians; 0 = posterior, pi/2 = patient left, pi = anterior)."""
+        t = np.arange(0.0, self.a + self.b, 0.25, dtype=np.float32)
+        X = t * np.float32(np.sin(angle))
+        Y = t * np.float32(np.cos(angle))
+        d = self.depth_sdf(X, Y, np.full_like(t, z), inset, posterior_fraction)
+        i = int(np.argmax(d > 0))  # first point outside
+        return [float(X[i]), float(Y[i]), float(z)]
+
+    def point_on(self, inset: float, posterior_fraction: float, x: float, z: float) -> list:
+        """Point on the anterior surface ``inset`` mm inside the skin at lateral position x (mm)."""
+        Y = np.arange(-self.b - 5.0, 0.0, 0.25, dtype=np.float32)
+        d = self.depth_sdf(np.full_like(Y, x), Y, np.full_like(Y, z), inset, posterior_fraction)
+        i = int(np.argmax(d <= 0))  # first point inside, coming from the front
+        return [float(x), float(Y[i]), float(z)]
+
+
+def lv_frame(p):
+    lv = p["lv"]
+    R_h = np.asarray(p["heart_rotation"])
+    e_long = R_h @ np.asarray(lv["e_long"])
+    e_rv = R_h @ np.asarray(lv["e_rv"])
+    e_sup = R_h @ np.asarray(lv["e_sup"])
+    return np.asarray(p["H"]), e_long, e_rv, e_sup
+
+
+def lv_surface_point(p, frac_long: float, angle_deg: float, out_mm: float, base_mm: float = 0.0):
+    """A point at ``out_mm`` outside the LV epicardium, at fraction ``frac_long`` of the long
+    axis (0 = base, 1 = apex) and short-axis angle ``angle_deg`` (0 = toward the RV, 90 =
+    superior-anterior)."""
+    H, e_long, e_rv, e_sup = lv_frame(p)
+    lv = p["lv"]
+    a_out = lv["L_cav"] + 0.8 * lv["wall"]
+    r_out = lv["r_cav"] + lv["wall"]
+    a = frac_long * a_out
+    radial = r_out * np.sqrt(max(1 - (a / a_out) ** 2, 0.02)) + out_mm
+    ang = np.deg2rad(angle_deg)
+    direction = np.cos(ang) * e_rv + np.sin(ang) * e_sup
+    return H + (a + base_mm) * e_long + radial * direction
+
+
+def heart_lowest_z(p) -> float:
+    """Lowest z (mm) of the ventricles' outer surfaces (where the heart rests on the diaphragm)."""
+    H, e_long, e_rv, e_sup = lv_frame(p)
+    lv = p["lv"]
+    a_out, r_out = lv["L_cav"] + 0.8 * lv["wall"], lv["r_cav"] + lv["wall"]
+    g = np.linspace(0, np.pi, 13)
+    dirs = np.array([[np.cos(t), np.sin(t) * np.cos(f), np.sin(t) * np.sin(f)] for t in g for f in np.linspace(0, 2 * np.pi, 25)])
+    dirs = dirs[dirs[:, 0] >= 0]  # the part beyond the base plane
+    frame = np.stack([e_long, e_rv, e_sup], axis=1)
+    lv_pts = H + (dirs * [a_out, r_out, r_out]) @ frame.T
+    return float(lv_pts[:, 2].min())
+
+
+def coronary_paths(p) -> dict:
+    """Centre lines (N, 3) mm and radii (N,) of the coronary arteries and their main branches."""
+    c = p["coronary"]
+    H, e_long, e_rv, e_sup = lv_frame(p)
+    aorta0 = np.asarray(p["points"]["aorta"][0])
+    aorta1 = np.asarray(p["points"]["aorta"][1])
+    r_root = p["aorta_radius"] * 1.1
+    up = _unit(aorta1 - aorta0)
+    paths = {}
+    gap = lambda r: r + 0.8  # vessel centre just outside the epicardium
+    # Left main from the left coronary sinus toward the left AV groove.
+    left_dir = _unit(np.cross(up, e_rv) if np.dot(np.cross(up, e_rv), e_sup) > 0 else -np.cross(up, e_rv))
+    lm0 = aorta0 + 0.4 * r_root * up + r_root * _unit(left_dir + 0.3 * e_sup - 0.5 * e_rv)
+    bif = lv_surface_point(p, 0.02, c["lm_angle"], gap(c["lm"]), base_mm=-4)
+    paths["left_main_coronary_artery"] = (np.array([lm0, (lm0 + bif) / 2, bif]), np.array([c["lm"], c["lm"], c["lm"]]))
+    lad = [bif] + [lv_surface_point(p, f, c["lad_angle"] + 6 * np.sin(7 * f), gap(c["lad"] * (1 - 0.45 * f)))
+                   for f in np.linspace(0.08, 0.97, 9)]
+    lad.append(lv_surface_point(p, 1.0, c["pda_angle"] * 0.3 + c["lad_angle"] * 0.7, gap(0.8)))
+    paths["left_anterior_descending_artery"] = (np.array(lad), np.linspace(c["lad"], 0.75, len(lad)))
+    diag = [lv_surface_point(p, f, c["lad_angle"] + (c["diag_angle"] - c["lad_angle"]) * min(1, (f - 0.25) * 4), gap(1.0))
+            for f in np.linspace(0.25, 0.75, 6)]
+    paths["diagonal"] = (np.array(diag), np.linspace(1.1, 0.7, len(diag)))
+    lcx_end = 270.0 if c["dominance"] == "left" else 215.0
+    lcx = [bif] + [lv_surface_point(p, 0.0, a, gap(c["lcx"]), base_mm=-5) for a in np.linspace(c["lm_angle"] + 15, lcx_end, 8)]
+    paths["left_circumflex_artery"] = (np.array(lcx), np.linspace(c["lcx"], 0.8, len(lcx)))
+    om = [lv_surface_point(p, f, c["om_angle"] + 10 * f, gap(1.0), base_mm=-5 * (1 - f)) for f in np.linspace(0.02, 0.7, 6)]
+    paths["obtuse_marginal"] = (np.array(om), np.linspace(1.1, 0.7, len(om)))
+    # RCA from the right coronary sinus along the right AV groove to the crux, then the PDA.
+    rca0 = aorta0 + 0.4 * r_root * up + r_root * _unit(e_rv + 0.4 * e_sup)
+    r_rv = p["lv"]["r_cav"] + p["lv"]["wall"] + 2 * 14 * p["rv"]["scale"] + 4
+    rca = [rca0]
+    for a in np.linspace(35, -40, 6):
+        ang = np.deg2rad(a)
+        rca.append(H - 8 * e_long + r_rv * 0.85 * (np.cos(ang) * e_rv + np.sin(ang) * e_sup))
+    crux = lv_surface_point(p, 0.02, c["pda_angle"] - 15, gap(c["rca"] * 0.7), base_mm=-4)
+    rca.append(crux)
+    rca_radii = list(np.linspace(c["rca"], c["rca"] * 0.75, len(rca)))
+    if c["dominance"] == "right":
+        for f in np.linspace(0.1, 0.8, 6):
+            rca.append(lv_surface_point(p, f, c["pda_angle"], gap(0.9)))
+        rca_radii += list(np.linspace(c["rca"] * 0.6, 0.7, 6))
+    paths["right_coronary_artery"] = (np.array(rca), np.array(rca_radii))
+    return paths
+
+
+def _tortuous(rng, points, amount_mm, step=3.0):
+    """Smooth curve through control points with random lateral perturbation (tortuosity)."""
+    pts = np.asarray(points, dtype=float).copy()
+    if len(pts) > 2 and amount_mm > 0:
+        pts[1:-1] += rng.normal(scale=amount_mm, size=pts[1:-1].shape)
+    return shapes.smooth_curve(pts, step)
+
+
+def _resample_radii(curve, control_points, control_radii):
+    """Radius along a curve, interpolated by nearest control point's arc position."""
+    control_points = np.asarray(control_points, float)
+    d = np.linalg.norm(curve[:, None, :] - control_points[None, :, :], axis=2)
+    s_ctrl = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(control_points, axis=0), axis=1))])
+    s_curve = s_ctrl[np.argmin(d, axis=1)]
+    s_curve = np.maximum.accumulate(s_curve)
+    return np.interp(s_curve, s_ctrl, control_radii)
+
+
+# -- painting --------------------------------------------------------------------------------------
+def tissue_lookup(labels_over):
+    table = np.zeros(256, dtype=np.float32)
+    for name in labels_over:
+        table[L[name]] = 1.0
+    return table
+
+
+SOFT = ("subcutaneous_fat", "muscle", "mediastinal_fat", "lung", "pericardial_fat", "upper_abdomen")
+
+
+def paint_anatomy(canvas: shapes.Canvas, p: dict) -> dict:
+    """Paint the whole anatomy described by ``p`` (from :func:`sample_anatomy`) on ``canvas``.
+
+    Returns geometry needed later (SVC centre line for streaks, heart box for motion blur,
+    structure extents)."""
+    rng = np.random.default_rng(p["lung_tree_seed"])
+    body = Body(p)
+    z_lo, z_hi = float(canvas.z[0]) - 5, float(canvas.z[-1]) + 5
+    x_ext = p["body"]["a"] + 5
+    y_ext = p["body"]["b"] + 5
+    full_lo, full_hi = [-x_ext, -y_ext, z_lo], [x_ext, y_ext, z_hi]
+    info: dict = {}
+
+    # Body wall: skin, subcutaneous fat, muscle, then the thoracic cavity as mediastinal fat,
+    # all from one distance field (offsets of the skin surface: walls of constant thickness,
+    # thicker posteriorly where the back muscles are).
+    sl_full = canvas.box(full_lo, full_hi)
+    X, Y, Z = canvas.coordinates(sl_full, False)
+    d_body = body.outer_sdf(X, Y, Z)
+    canvas.paint_distance(d_body, sl_full, L["skin"], "skin")
+    canvas.paint_distance(d_body + np.float32(body.skin), sl_full, L["subcutaneous_fat"], "fat")
+    canvas.paint_distance(d_body + np.float32(body.muscle_outer), sl_full, L["muscle"], "muscle")
+    posterior = np.float32(body.post) * np.clip(Y / np.float32(body.b), 0, 1) ** 2
+    d_cavity = d_body + np.float32(body.cavity) + posterior
+    del d_body
+    canvas.paint_distance(d_cavity, sl_full, L["mediastinal_fat"], "fat")
+
+    # Diaphragm: union of two domes; below it liver (right) and upper abdomen (left).
+    heart_bottom = heart_lowest_z(p)
+    left_top = heart_bottom - 4.0
+    right_top = left_top + p["dome"]["right_rise"]
+    info["dome_top"] = right_top
+    zl = left_top - 70 * ((X - 50) / 100) ** 2 - 40 * (Y / 100) ** 2
+    zr = right_top - 70 * ((X + 55) / 100) ** 2 - 40 * (Y / 100) ** 2
+    dome = np.maximum(zl, zr)
+    below = Z - dome
+    abdomen = np.maximum(d_cavity, below)
+    canvas.paint_distance(abdomen, sl_full, L["upper_abdomen"], "abdomen")
+    canvas.paint_distance(np.maximum(abdomen, X - np.float32(25)), sl_full, L["liver"], "liver")
+    del abdomen
+
+    # Lungs: cavity above the diaphragm, lateral to the mediastinum, below the apex, around the
+    # posterior mediastinum (spine, aorta, oesophagus).
+    y_spine = p["y_spine"]
+    apex_z = p["ribs"]["first_z"] + 25
+    post_med = shapes.elliptic_cylinder_z(lambda z: np.float32(0), lambda z: np.float32(y_spine - 10),
+                                          lambda z: np.float32(28), lambda z: np.float32(40))(X, Y, Z)
+    lung = np.maximum(d_cavity, np.float32(3) - below)
+    del d_cavity, below
+    lung = np.maximum(lung, Z - np.float32(apex_z) + np.float32(0.012) * ((np.abs(X) - 70) ** 2 + (Y - 10) ** 2))
+    lung = np.maximum(lung, -post_med)
+    lung = np.maximum(lung, np.float32(7.0) - np.abs(X))  # lateral of x = +-7 mm
+    canvas.paint_distance(lung, sl_full, L["lung"], "lung")
+    del lung
+
+    # Airway: trachea to the carina and the main bronchi.
+    carina = np.array([-2.0, p["trachea_y"], p["carina_z"]])
+    trachea = [[-2, p["trachea_y"] - 6, z_hi + 10], [-2, p["trachea_y"] - 2, carina[2] + 40], carina]
+    bronchi = {1: [carina, carina + [28, 6, -18], carina + [50, 10, -32]],
+               -1: [carina, carina + [-22, 4, -12], carina + [-48, 8, -24]]}
+    for path, r in [(trachea, 9.0)] + [(b, 7.0) for b in bronchi.values()]:
+        curve = shapes.smooth_curve(path, 4.0)
+        canvas.paint_tube(curve, r, L["airway"], "muscle")
+    for path, r in [(trachea, 7.5)] + [(b, 5.5) for b in bronchi.values()]:
+        curve = shapes.smooth_curve(path, 4.0)
+        canvas.paint_tube(curve, r, L["airway"], "airway_air")
+
+    # Pulmonary vessels: random trees from the hila (arteries from the PA branches, veins toward
+    # the pulmonary veins), only inside the lungs.
+    over_lung = tissue_lookup(["lung"])
+    roots = [(np.asarray(p["points"]["lpa"][-1]), "blood_pa", 1), (np.asarray(p["points"]["rpa"][-1]), "blood_pa", -1)]
+    roots += [(np.asarray(v[-1]), "blood_left", 1 if "left" in k else -1) for k, v in p["points"]["pv"].items()]
+    for start, tissue, side in roots:
+        base_dir = _unit([side * 1.0, 0.1, 0.0])
+        for d0 in (_unit(base_dir + [0, 0, 0.8]), _unit(base_dir + [0, 0.2, -0.8]), _unit(base_dir + [0, -0.6, 0]),
+                   _unit(base_dir + [0, 0.7, 0.2]), _unit(base_dir + [0, -0.5, -0.6]), _unit(base_dir + [0, 0.5, 1.0])):
+            _grow_tree(canvas, rng, start, d0, radius=4.5, length=38.0, depth=5, tissue=tissue, over=over_lung)
+
+    # Oesophagus.
+    e = p["esophagus"]
+    canvas.paint(shapes.cylinder_z(e["x"], e["y"], e["r"], z_lo - 5, z_hi + 5, ry=e["r"] * 0.75),
+                 [e["x"] - e["r"], e["y"] - e["r"], z_lo - 5], [e["x"] + e["r"], e["y"] + e["r"], z_hi + 5],
+                 L["esophagus"], "esophagus")
+
+    _paint_spine(canvas, p, z_lo, z_hi)
+    _paint_ribs_and_sternum(canvas, p, body)
+
+    # Great veins and arch branches outside the pericardium.
+    pts = p["points"]
+    _tube(canvas, rng, pts["ivc"], 12.0, "inferior_vena_cava", "blood_ivc", 1.0)
+    inj = "blood_bcv_injected"
+    _tube(canvas, rng, pts["right_bcv"], 7.0, "brachiocephalic_veins", inj if p["injection_side"] == "right" else "blood_vein", 1.0)
+    _tube(canvas, rng, pts["left_bcv"], 6.0, "brachiocephalic_veins", inj if p["injection_side"] == "left" else "blood_vein", 1.0)
+    for name, r in (("brachiocephalic", 6.5), ("right_subclavian", 4.5), ("right_carotid", 4.0),
+                    ("left_carotid", 4.0), ("left_subclavian", 4.5)):
+        _tube(canvas, rng, pts[name], r, "supra_aortic_arteries", "blood_left", 1.0)
+
+    info.update(_paint_heart(canvas, p, rng))
+    _paint_imas(canvas, p, body, rng, info)
+    return info
+
+
+def _tube(canvas, rng, control, radius, label, tissue, tortuosity, step=3.0, **kw):
+    curve = _tortuous(rng, control, tortuosity, step)
+    radii = radius if np.ndim(radius) == 0 else _resample_radii(curve, control, radius)
+    canvas.paint_tube(curve, radii, L[label], tissue, **kw)
+    return curve
+
+
+def _grow_tree(canvas, rng, start, direction, radius, length, depth, tissue, over):
+    end = start + length * direction
+    canvas.paint_tube(np.array([start, end]), np.array([radius, radius * 0.9]), L["pulmonary_vessels"], tissue,
+                      only_over=over)
+    if depth <= 1:
+        return
+    for _ in range(2):
+        perturb = rng.normal(size=3)
+        perturb -= (perturb @ direction) * direction
+        new_dir = _unit(direction + rng.uniform(0.3, 0.7) * _unit(perturb))
+        _grow_tree(canvas, rng, end, new_dir, radius * 0.7, length * 0.78, depth - 1, tissue, over)
+
+
+def _paint_spine(canvas, p, z_lo, z_hi):
+    v = p["vertebra"]
+    y_s = p["y_spine"]
+    r = v["radius"]
+    period = v["height"] + v["disc"]
+    canal_y = y_s + r + 9
+    # Posterior arch and processes as bone, the canal inside.
+    arch = shapes.cylinder_z(0, canal_y, 14, z_lo - 10, z_hi + 10, ry=12)
+    canvas.paint(arch, [-15, canal_y - 13, z_lo - 10], [15, canal_y + 13, z_hi + 10], L["vertebra"], "bone_marrow")
+    z = z_hi + 10 - ((z_hi + 10) % period)
+    while z > z_lo - period:
+        zc = z - v["height"] / 2
+        for a, b, rr in (([0, canal_y + 8, zc], [0, canal_y + 32, zc - 18], 4.5),
+                         ([-6, canal_y - 4, zc], [-30, canal_y + 2, zc], 4.5), ([6, canal_y - 4, zc], [30, canal_y + 2, zc], 4.5)):
+            canvas.paint(shapes.capsule(a, b, rr, rr), np.minimum(a, b) - rr, np.maximum(a, b) + rr, L["vertebra"], "bone_cortex")
+            canvas.paint(shapes.capsule(a, b, rr - 1.5, rr - 1.5), np.minimum(a, b) - rr, np.maximum(a, b) + rr, L["vertebra"], "bone_marrow")
+        lo, hi = [-r, y_s - r, z - v["height"]], [r, y_s + r, z]
+        canvas.paint(shapes.cylinder_z(0, y_s, r, z - v["height"], z, ry=r * 0.85), lo, hi, L["vertebra"], "bone_cortex")
+        canvas.paint(shapes.cylinder_z(0, y_s, r - 1.5, z - v["height"] + 1.5, z - 1.5, ry=r * 0.85 - 1.5), lo, hi,
+                     L["vertebra"], "bone_marrow")
+        canvas.paint(shapes.cylinder_z(0, y_s, r - 0.5, z, z + v["disc"], ry=r * 0.85 - 0.5),
+                     [-r, y_s - r, z], [r, y_s + r, z + v["disc"]], L["intervertebral_disc"], "disc")
+        z -= period
+    canvas.paint(shapes.cylinder_z(0, canal_y, 7.5, z_lo - 10, z_hi + 10, ry=6.5),
+                 [-8, canal_y - 8, z_lo - 10], [8, canal_y + 8, z_hi + 10], L["spinal_canal"], "csf")
+
+
+def _paint_ribs_and_sternum(canvas, p, body: Body):
+    st = p["sternum"]
+    ribs = p["ribs"]
+    y_spine = p["y_spine"]
+    w = st["half_width"]
+    x_lo, x_hi = float(canvas.x[0]), float(canvas.x[-1])
+    z_lo, z_hi = float(canvas.z[0]), float(canvas.z[-1])
+    for n in range(12):
+        z0 = ribs["first_z"] - n * ribs["spacing"]
+        if z0 - ribs["drop"] - 20 > z_hi or z0 + 20 < z_lo:
+            continue
+        end_alpha = 0.80 if n < 7 else 0.80 - 0.06 * (n - 6)
+        for side in (1, -1):
+            pts = [[side * 12.0, y_spine + 6, z0 + 4]]
+            for alpha in np.linspace(0.12, end_alpha, 14):
+                zz = z0 - ribs["drop"] * alpha ** 1.4
+                pt = body.ray_point(body.rib_centre, 0.6, side * np.pi * alpha, zz)
+                pts.append(pt)
+            curve = shapes.smooth_curve(pts, 7.0)
+            if curve[:, 0].max() < x_lo - 10 or curve[:, 0].min() > x_hi + 10:
+                continue
+            canvas.paint_tube(curve, 4.5, L["rib"], "bone_cortex")
+            canvas.paint_tube(curve, 2.8, L["rib"], "bone_marrow")
+            if n < 7:  # costal cartilage from the rib end to the sternal border
+                zc = st["top_z"] - 18 - n * (st["top_z"] - st["xiphoid_z"] - 20) / 7.0
+                end = curve[-1]
+                target = body.point_on(body.rib_centre, 0.6, side * (w - 1), zc)
+                mid = body.point_on(body.rib_centre, 0.6, (end[0] + target[0]) / 2, (end[2] + zc) / 2)
+                cart = shapes.smooth_curve([end, mid, target], 5.0)
+                canvas.paint_tube(cart, 4.5, L["costal_cartilage"], "cartilage")
+    # Sternum: manubrium, body, xiphoid, just under the pectoral fascia.
+    y_front = body.point_on(body.muscle_outer, 0, 0, 0)[1] + 1.0
+    t = st["thickness"]
+    parts = [(st["top_z"] - 35, st["top_z"], w + 8), (st["xiphoid_z"] + 25, st["top_z"] - 35, w),
+             (st["xiphoid_z"], st["xiphoid_z"] + 25, w * 0.45)]
+    for z0, z1, half in parts:
+        c = [0, y_front + t / 2, (z0 + z1) / 2]
+        hs = [half, t / 2, (z1 - z0) / 2]
+        lo, hi = np.array(c) - hs, np.array(c) + hs
+        canvas.paint(shapes.box(c, hs, 2.0), lo, hi, L["sternum"], "bone_cortex")
+        canvas.paint(shapes.box(c, np.array(hs) - 1.5, 1.0), lo, hi, L["sternum"], "bone_marrow")
+    p.setdefault("_derived", {})["sternum_front_y"] = y_front
+
+
+def _paint_heart(canvas, p, rng) -> dict:
+    H, e_long, e_rv, e_sup = lv_frame(p)
+    lv = p["lv"]
+    s = p["heart_scale"]
+    R_h = np.asarray(p["heart_rotation"])
+    pts = p["points"]
+    wall = lv["wall"]
+    a_cav, r_cav = lv["L_cav"], lv["r_cav"]
+    a_out, r_out = a_cav + 0.8 * wall, r_cav + wall
+    frame = np.stack([e_long, e_rv, e_sup], axis=1)
+    base_cut = lambda cut: shapes.halfspace(H - cut * e_long, -e_long)  # keep a >= -cut
+    lv_outer = shapes.intersect(shapes.ellipsoid(H, frame, [a_out, r_out, r_out]), base_cut(0.08 * a_cav))
+    lv_cavity = shapes.intersect(shapes.ellipsoid(H, frame, [a_cav, r_cav, r_cav]), base_cut(0.08 * a_cav))
+    # Right ventricle: crescent on the right-anterior side of the LV.
+    rv = p["rv"]
+    rv_half = 14.0 * rv["scale"]
+    rv_centre = H + 0.32 * a_cav * e_long + (r_out + rv_half - 11) * e_rv
+    rv_frame = frame
+    rv_axes = [0.78 * a_out, rv_half, 35.0 * rv["scale"] ** 0.5 * s]
+    rv_cavity = shapes.intersect(shapes.ellipsoid(rv_centre, rv_frame, rv_axes), base_cut(8.0))
+    la_c, ra_c = np.asarray(pts["la_centre"]), np.asarray(pts["ra_centre"])
+    la_ax = np.asarray([40.0, 25.0, 30.0]) * p["la"]["scale"]
+    ra_ax = np.asarray([24.0, 26.0, 32.0]) * p["ra"]["scale"]
+    la = shapes.ellipsoid(la_c, R_h, la_ax)
+    ra = shapes.ellipsoid(ra_c, R_h, ra_ax)
+    # Envelope (smooth union) for epicardial fat, pericardium and pericardial fat.
+    aorta0 = np.asarray(pts["aorta"][0])
+    pa0 = np.asarray(pts["pa_trunk"][0])
+    root = shapes.capsule(aorta0, np.asarray(pts["aorta"][2]), p["aorta_radius"], p["aorta_radius"])
+    pa_trunk = shapes.capsule(pa0, np.asarray(pts["pa_trunk"][1]), p["pa_radius"], p["pa_radius"])
+    rv_outer = shapes.offset(rv_cavity, rv["wall"])
+    envelope = shapes.smooth_union([lv_outer, rv_outer, la, ra, root, pa_trunk], 8.0)
+    boxes = [shapes.ellipsoid_bounds(H, frame, [a_out, r_out, r_out], min_first=-0.1),
+             shapes.ellipsoid_bounds(rv_centre, frame, np.asarray(rv_axes) + rv["wall"]),
+             shapes.ellipsoid_bounds(la_c, R_h, la_ax), shapes.ellipsoid_bounds(ra_c, R_h, ra_ax)]
+    for a_pt, b_pt, r in ((aorta0, np.asarray(pts["aorta"][2]), p["aorta_radius"]), (pa0, np.asarray(pts["pa_trunk"][1]), p["pa_radius"])):
+        boxes.append((np.minimum(a_pt, b_pt) - r, np.maximum(a_pt, b_pt) + r))
+    grow = 8.0  # smooth-union bulge in the grooves
+    lo = np.min([b[0] for b in boxes], axis=0) - grow
+    hi = np.max([b[1] for b in boxes], axis=0) + grow
+    epi = p["epicardial_fat_mm"]
+    canvas.paint_layers(envelope, lo, hi, [(epi + 2 + p["pericardial_fat_mm"], L["pericardial_fat"], "fat"),
+                                           (epi + 2.0, L["pericardium"], "pericardium"),
+                                           (epi, L["epicardial_fat"], "fat")], deform=True, coarse=2)
+    dk = dict(deform=True)
+    # Atria (with appendages) and pulmonary veins / SVC / coronary sinus.
+    for v in pts["pv"].values():
+        curve = _tortuous(rng, v, p["tortuosity_mm"] * 0.5)
+        canvas.paint_tube(curve, p["pv_radius"], L["pulmonary_veins"], "blood_left", **dk)
+    canvas.paint(la, *shapes.ellipsoid_bounds(la_c, R_h, la_ax), L["left_atrium"], "blood_left", **dk)
+    curve = _tortuous(rng, pts["laa"], 1.0)
+    canvas.paint_tube(curve, _resample_radii(curve, pts["laa"], [9 * s, 7 * s, 4.5 * s]), L["left_atrium"], "blood_left", **dk)
+    svc_curve = _tortuous(rng, pts["svc"], 1.0)
+    canvas.paint_tube(svc_curve, p["svc_radius"], L["superior_vena_cava"], "blood_svc", **dk)
+    # Right-atrial mixing of opacified SVC and unopacified IVC blood: none without contrast.
+    svc_hu = canvas.intensity("blood_svc", L["superior_vena_cava"])
+    ivc_hu = canvas.intensity("blood_ivc", L["inferior_vena_cava"])
+    amp_mix = float(np.clip(0.15 * abs(svc_hu - ivc_hu), 0.0, 40.0))
+    mix_k = rng.normal(size=(3, 3)) * 0.08
+    mix_phase = rng.uniform(0, 6.3, 3)
+    mixing = lambda X, Y, Z: amp_mix * sum(np.sin(mix_k[n, 0] * X + mix_k[n, 1] * Y + mix_k[n, 2] * Z + mix_phase[n]) for n in range(3)) / 1.7
+    canvas.paint(ra, *shapes.ellipsoid_bounds(ra_c, R_h, ra_ax), L["right_atrium"], "blood_ra", texture=mixing, **dk)
+    curve = _tortuous(rng, pts["raa"], 1.0)
+    canvas.paint_tube(curve, _resample_radii(curve, pts["raa"], [10 * s, 7 * s, 4.5 * s]), L["right_atrium"], "blood_ra", **dk)
+    # Ventricles: RV wall, RV cavity, LV myocardium, LV cavity, papillary muscles.
+    rv_box = shapes.ellipsoid_bounds(rv_centre, rv_frame, np.asarray(rv_axes) + rv["wall"])
+    canvas.paint(rv_outer, *rv_box, L["right_ventricle_myocardium"], "myocardium", **dk)
+    canvas.paint(rv_cavity, *rv_box, L["right_ventricle_cavity"], "blood_rv", **dk)
+    # RV outflow tract to the pulmonary valve.
+    rvot = shapes.smooth_curve([rv_centre + 0.2 * rv_axes[2] * e_sup, pa0], 3.0)
+    canvas.paint_tube(rvot, np.linspace(14.0 * s, p["pa_radius"], len(rvot)), L["right_ventricle_myocardium"], "myocardium", **dk)
+    canvas.paint_tube(rvot, np.linspace(14.0 * s - rv["wall"], p["pa_radius"] - 1, len(rvot)), L["right_ventricle_cavity"], "blood_rv", **dk)
+    lv_box = shapes.ellipsoid_bounds(H, frame, [a_out, r_out, r_out], min_first=-0.1)
+    canvas.paint(lv_outer, *lv_box, L["left_ventricle_myocardium"], "myocardium", **dk)
+    canvas.paint(lv_cavity, *lv_box, L["left_ventricle_cavity"], "blood_left", **dk)
+    for frac, ang in lv["papillary"]:
+        ang_r = np.deg2rad(ang)
+        direction = np.cos(ang_r) * e_rv + np.sin(ang_r) * e_sup
+        a = frac * a_cav
+        radial = r_cav * np.sqrt(max(1 - (a / a_cav) ** 2, 0.05)) - 5.0
+        c = H + a * e_long + radial * direction
+        pf = shapes.frame_from_axis(e_long, direction)
+        axes = [16.0 * s, 6.0 * s, 5.5 * s]
+        canvas.paint(shapes.ellipsoid(c, pf, axes), *shapes.ellipsoid_bounds(c, pf, axes), L["left_ventricle_myocardium"], "myocardium", **dk)
+    # Coronary sinus in the posterior AV groove, draining into the RA.
+    cs_r = p["coronary_sinus"]["radius"]
+    cs = [lv_surface_point(p, 0.0, a, cs_r + 1.0, base_mm=-7) for a in np.linspace(190, 290, 5)]
+    cs.append(ra_c + 0.6 * ra_ax[0] * _unit(cs[-1] - ra_c))
+    curve = shapes.smooth_curve(cs, 3.0)
+    canvas.paint_tube(curve, np.linspace(cs_r * 0.7, cs_r, len(curve)), L["coronary_sinus"], "blood_cs", **dk)
+
+    # Great arteries: pulmonary artery, then the aorta (root over the chambers).
+    pa_curve = _tortuous(rng, pts["pa_trunk"], 1.0)
+    canvas.paint_tube(pa_curve, p["pa_radius"], L["pulmonary_artery"], "blood_pa", **dk)
+    for branch in ("lpa", "rpa"):
+        curve = _tortuous(rng, pts[branch], 1.5)
+        canvas.paint_tube(curve, np.linspace(p["pa_radius"] * 0.75, p["pa_radius"] * 0.6, len(curve)),
+                          L["pulmonary_artery"], "blood_pa", **dk)
+    r_ao = p["aorta_radius"]
+    ao_ctrl = pts["aorta"]
+    ao_radii = [r_ao * 1.15, r_ao * 1.05, r_ao, r_ao, r_ao * 0.92, r_ao * 0.88, r_ao * 0.82, r_ao * 0.8, r_ao * 0.78, r_ao * 0.75]
+    ao_curve = _tortuous(rng, ao_ctrl, p["tortuosity_mm"] * 0.6, step=4.0)
+    ao_r = _resample_radii(ao_curve, ao_ctrl, ao_radii)
+    canvas.paint_tube(ao_curve, ao_r, L["aorta"], "blood_left", **dk)
+    # Periaortic region: one vessel diameter from the wall.
+    canvas.flag_tube_shell(ao_curve, ao_r, bit=1, diameters=1.0, deform=True)
+
+    # Coronary arteries in the epicardial fat, each in its own fat sleeve.
+    paths = coronary_paths(p)
+    label_of = {"diagonal": "left_anterior_descending_artery", "obtuse_marginal": "left_circumflex_artery"}
+    curves = {}
+    for name, (ctrl, radii) in paths.items():
+        curve = _tortuous(rng, ctrl, min(p["tortuosity_mm"], 1.5) * 0.5, step=2.0)
+        r = _resample_radii(curve, ctrl, radii)
+        curves[name] = (curve, r)
+        canvas.paint_tube(curve, r + 1.2, L["epicardial_fat"], "fat", only_over=_NOT_CAVITY, **dk)
+    for name, (curve, r) in curves.items():
+        canvas.paint_tube(curve, r, L[label_of.get(name, name)], "blood_left", **dk)
+
+    # Calcified plaques.
+    _paint_plaques(canvas, p, rng, curves, ao_curve, ao_r, H, e_long, e_rv, e_sup, r_cav)
+    return dict(svc_curve=svc_curve, heart_box=(lo, hi), aorta_curve=ao_curve, aorta_radii=ao_r,
+                coronary_curves={k: v[0] for k, v in curves.items()})
+
+
+_NOT_CAVITY = np.ones(256, dtype=np.float32)
+for _name in ("left_ventricle_cavity", "right_ventricle_cavity", "left_atrium", "right_atrium", "aorta",
+              "pulmonary_artery", "superior_vena_cava", "coronary_sinus", "pulmonary_veins"):
+    _NOT_CAVITY[L[_name]] = 0.0
+
+
+def _paint_plaques(canvas, p, rng, curves, ao_curve, ao_r, H, e_long, e_rv, e_sup, r_cav):
+    def blob(centre, direction, volume, peak, label):
+        # ellipsoid 2:1:1 elongated along ``direction``; volume = 4/3 pi a b c
+        b = (3 * volume / (4 * np.pi * 2)) ** (1 / 3)
+        frame = shapes.frame_from_axis(direction, [0.3, 0.5, 0.8] if abs(_unit(direction)[2]) < 0.9 else [1, 0, 0])
+        axes = [2 * b, b, b]
+        canvas.paint(shapes.ellipsoid(centre, frame, axes), centre - 2 * b - 1, centre + 2 * b + 1, L[label], "calcium",
+                     value=peak, deform=True)
+
+    vessel_curve = {"lad": "left_anterior_descending_artery", "lcx": "left_circumflex_artery",
+                    "rca": "right_coronary_artery", "lm": "left_main_coronary_artery"}
+    for plq in p["plaques"]["coronary"]:
+        curve, radii = curves[vessel_curve[plq["vessel"]]]
+        i = int(plq["t"] * (len(curve) - 2))
+        tangent = _unit(curve[i + 1] - curve[i])
+        normal = np.cross(tangent, [0.0, 0.0, 1.0])
+        normal = _unit(np.cos(plq["angle"]) * _unit(normal) + np.sin(plq["angle"]) * np.cross(tangent, _unit(normal)))
+        centre = curve[i] + 0.6 * radii[i] * normal
+        blob(centre, tangent, plq["volume_mm3"], plq["peak_hu"], "coronary_calcium")
+    for plq in p["plaques"]["aortic_wall"]:
+        i = int(plq["t"] * (len(ao_curve) - 2))
+        tangent = _unit(ao_curve[i + 1] - ao_curve[i])
+        normal = _unit(np.cross(tangent, [1.0, 0.0, 0.0]))
+        normal = _unit(np.cos(plq["angle"]) * normal + np.sin(plq["angle"]) * np.cross(tangent, normal))
+        centre = ao_curve[i] + (ao_r[i] - 0.8) * normal
+        blob(centre, tangent, plq["volume_mm3"], plq["peak_hu"], "aortic_wall_calcium")
+    ao0 = np.asarray(p["points"]["aorta"][0])
+    ao_dir = _unit(np.asarray(p["points"]["aorta"][1]) - ao0)
+    for plq in p["plaques"]["aortic_valve"]:
+        ref = _unit(np.cross(ao_dir, [0, 0, 1.0]))
+        direction = np.cos(plq["angle"]) * ref + np.sin(plq["angle"]) * np.cross(ao_dir, ref)
+        centre = ao0 + 0.5 * p["aorta_radius"] * direction
+        blob(centre, np.cross(ao_dir, direction), plq["volume_mm3"], plq["peak_hu"], "aortic_valve_calcium")
+    for plq in p["plaques"]["mitral_annulus"]:
+        ang = np.deg2rad(plq["angle"])
+        direction = np.cos(ang) * e_rv + np.sin(ang) * e_sup
+        centre = H - 2 * e_long + (r_cav + 1.0) * direction
+        blob(centre, np.cross(e_long, direction), plq["volume_mm3"], plq["peak_hu"], "mitral_annulus_calcium")
+
+
+def _paint_imas(canvas, p, body: Body, rng, info):
+    """Internal mammary arteries and veins: from the subclavian arteries down behind the costal
+    cartilages, 10-20 mm lateral to the sternal border, past the xiphoid."""
+    st = p["sternum"]
+    over = tissue_lookup(SOFT + ("pericardial_fat", "internal_mammary_veins", "brachiocephalic_veins"))
+    inset = body.rib_centre + 4.5 + 1.5  # just behind the rib/cartilage layer
+    z_top = p["arch_top_z"] + 25
+    z_end = st["xiphoid_z"] - 25
+    info["ima_curves"] = {}
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        q = p["ima"][side]
+        x_ima = sign * (st["half_width"] + q["lateral"])
+        sub = np.asarray(p["points"]["left_subclavian" if side == "left" else "right_subclavian"])
+        origin = sub[1] + 0.3 * (sub[2] - sub[1]) + np.array([0, -2, -3])
+        zs = np.linspace(z_top, z_end, 12)
+        wall_pts = []
+        for n, z in enumerate(zs):
+            wobble = 1.5 * np.sin(q["phase"] + n * 1.3)
+            pt = body.point_on(inset + q["radius"], 1.0, x_ima + wobble, z)
+            wall_pts.append(pt)
+        ctrl = np.vstack([origin, origin + [0, -12, -15], *wall_pts])
+        curve = shapes.smooth_curve(ctrl, 3.0)
+        label = L[f"{side}_internal_mammary_artery"]
+        # Accompanying vein(s) first, beside the artery, so the artery wins where they touch.
+        vein = curve + np.array([q["vein_side"] * (q["radius"] + q["vein_radius"] + 1.5), 0.5, 0])
+        canvas.paint_tube(vein[2:], q["vein_radius"], L["internal_mammary_veins"], "blood_vein", only_over=over)
+        canvas.paint_tube(curve, q["radius"], label, "blood_left", only_over=over)
+        info["ima_curves"][side] = curve

@@ -1,0 +1,311 @@
+"""Tests of the synthetic labelled CT generator (CardiacAI.synthetic): contract, determinism,
+anatomy (presence, volumes, IMA position and calibre), field-of-view absence, HU per protocol."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from CardiacAI.errors import InputError
+from CardiacAI.labels import get_label_set
+from CardiacAI.synthetic import ANATOMY_LABELS, PROTOCOLS, GeneratorConfig, SyntheticCase, generate_case
+from CardiacAI.synthetic.anatomy import MYOCARDIUM_DENSITY_G_PER_ML
+from CardiacAI.synthetic.shapes import Deformation
+
+L = ANATOMY_LABELS
+# Labels that exist only when the random draw put a plaque there.
+OPTIONAL = {"coronary_calcium", "aortic_wall_calcium", "aortic_valve_calcium", "mitral_annulus_calcium"}
+
+
+@pytest.fixture(scope="module")
+def chest_cta() -> SyntheticCase:
+    """Whole-chest CTA at 1 mm: the largest case, every structure in view."""
+    return generate_case(0, GeneratorConfig(protocol="cta", fov="chest"))
+
+
+@pytest.fixture(scope="module")
+def cardiac_cases() -> list[SyntheticCase]:
+    """Noise-free cardiac-FOV CTAs at 1 mm for geometry checks."""
+    return [generate_case(seed, GeneratorConfig(protocol="cta", fov="cardiac", noise=False)) for seed in range(1, 7)]
+
+
+def volume_ml(case: SyntheticCase, key: str) -> float:
+    return float(np.count_nonzero(case.anatomy.array == L[key])) * case.anatomy.voxel_volume_ml
+
+
+# -- configuration and contract ------------------------------------------------------------------------
+@pytest.mark.parametrize("changes", [dict(protocol="mri"), dict(fov="whole-body"), dict(spacing_mm=(0.2, 1.0, 1.0)),
+                                     dict(spacing_mm=(1.0, 1.0, 3.5)), dict(spacing_mm=(1.0, 1.0)),
+                                     dict(motion_probability=1.5)])
+def test_bad_configuration_is_refused_with_a_clear_error(changes):
+    with pytest.raises(InputError) as info:
+        generate_case(0, GeneratorConfig(**changes))
+    assert "." in str(info.value) and len(str(info.value)) > 20
+
+
+def test_negative_seed_and_oversized_grid_are_refused():
+    with pytest.raises(InputError, match="negative"):
+        generate_case(-1, GeneratorConfig(fov="narrow"))
+    # 0.3 mm over a whole chest is ~1e9 voxels: refused before any rendering.
+    with pytest.raises(InputError, match="max_voxels"):
+        generate_case(0, GeneratorConfig(fov="chest", spacing_mm=(0.3, 0.3, 0.3)))
+
+
+def test_case_contract(chest_cta):
+    case = chest_cta
+    img, anat = case.image, case.anatomy
+    assert img.array.dtype == np.int16 and img.modality == "CT"
+    assert anat.array.dtype == np.uint8 and anat.same_geometry(img)
+    assert img.spacing == (1.0, 1.0, 1.0) and np.allclose(img.direction, np.eye(3))
+    assert img.metadata["protocol"] == "cta" and img.metadata["units"] == "HU" and img.metadata["seed"] == 0
+    assert -1024 <= img.array.min() and img.array.max() <= 3071
+    assert set(np.unique(anat.array)) <= set(ANATOMY_LABELS.values())
+    for task in ("whole-heart", "ima-aorta"):
+        labels = case.task_labels(task)
+        assert labels.array.dtype == np.uint8 and labels.same_geometry(img)
+        values = {s.value for s in get_label_set(task).structures}
+        assert set(np.unique(labels.array)) <= values | {0}
+        assert set(case.present[task]) == {s.key for s in get_label_set(task).structures}
+    json.dumps(case.parameters)  # JSON-serialisable for the model card
+    assert case.parameters["seed"] == 0 and case.parameters["config"]["protocol"] == "cta"
+    with pytest.raises(InputError):
+        case.task_labels("brain")
+
+
+def test_same_seed_gives_identical_case_and_other_seed_differs():
+    cfg = GeneratorConfig(protocol="gated_noncontrast", fov="narrow", spacing_mm=(2.0, 2.0, 2.0))
+    a, b, c = generate_case(11, cfg), generate_case(11, cfg), generate_case(12, cfg)
+    assert np.array_equal(a.image.array, b.image.array) and np.array_equal(a.anatomy.array, b.anatomy.array)
+    assert a.image.origin == b.image.origin and a.parameters == b.parameters
+    assert a.parameters["anatomy"] != c.parameters["anatomy"]
+
+
+def test_protocol_changes_appearance_not_anatomy():
+    base = dict(fov="narrow", spacing_mm=(2.0, 2.0, 2.0))
+    cta = generate_case(5, GeneratorConfig(protocol="cta", **base))
+    plain = generate_case(5, GeneratorConfig(protocol="chest_noncontrast", **base))
+    assert np.array_equal(cta.anatomy.array, plain.anatomy.array)
+    lv = cta.anatomy.array == L["left_ventricle_cavity"]
+    assert np.median(cta.image.array[lv]) > np.median(plain.image.array[lv]) + 150
+
+
+# -- anatomy -------------------------------------------------------------------------------------------
+def test_chest_case_contains_every_structure(chest_cta):
+    present = set(np.unique(chest_cta.anatomy.array))
+    plaques = chest_cta.parameters["anatomy"]["plaques"]
+    expected_optional = {"coronary_calcium": plaques["coronary"], "aortic_wall_calcium": plaques["aortic_wall"],
+                         "aortic_valve_calcium": plaques["aortic_valve"], "mitral_annulus_calcium": plaques["mitral_annulus"]}
+    for key, value in ANATOMY_LABELS.items():
+        if key in OPTIONAL:
+            assert (value in present) == bool(expected_optional[key]), key
+        else:
+            assert value in present, f"{key} missing from a whole-chest case"
+    for task, flags in chest_cta.present.items():
+        assert all(flags.values()), f"{task}: {flags}"
+        labels = chest_cta.task_labels(task).array
+        for s in get_label_set(task).structures:
+            assert np.any(labels == s.value), s.key
+
+
+def test_whole_heart_labels_are_the_anatomy_structures(chest_cta):
+    wh = chest_cta.task_labels("whole-heart").array
+    for s in get_label_set("whole-heart").structures:
+        assert np.array_equal(wh == s.value, chest_cta.anatomy.array == L[s.key]), s.key
+
+
+def test_cardiac_volumes_are_plausible(cardiac_cases):
+    """Ranges of the issue: LV cavity 60-250 mL, LV myocardium 80-250 g, LA 40-150 mL, aorta 25-40 mm."""
+    for case in cardiac_cases:
+        seed = case.parameters["seed"]
+        assert 60 <= volume_ml(case, "left_ventricle_cavity") <= 250, seed
+        assert 80 <= volume_ml(case, "left_ventricle_myocardium") * MYOCARDIUM_DENSITY_G_PER_ML <= 250, seed
+        assert 40 <= volume_ml(case, "left_atrium") <= 150, seed
+        for key in ("right_atrium", "right_ventricle_cavity"):
+            assert 40 <= volume_ml(case, key) <= 250, (seed, key)
+        assert 1.0 <= volume_ml(case, "coronary_sinus") <= 10, seed
+        # widest aortic lumen (root): twice the largest inscribed radius
+        aorta = case.anatomy.array == L["aorta"]
+        diameter = 2 * ndimage.distance_transform_edt(aorta, sampling=case.anatomy.spacing[::-1]).max()
+        assert 25 <= diameter <= 40, (seed, diameter)
+
+
+def test_chamber_layout(cardiac_cases):
+    """LV to the patient's left of the RV, LA posterior to the LV, aorta root right of the PA trunk."""
+    for case in cardiac_cases:
+        a = case.anatomy
+        centroid = lambda key: (np.argwhere(a.array == L[key]).mean(axis=0)[::-1] * a.spacing + a.origin)
+        lv, rv, la, ra = (centroid(k) for k in ("left_ventricle_cavity", "right_ventricle_cavity", "left_atrium", "right_atrium"))
+        assert lv[0] > rv[0] and la[0] > ra[0]  # LPS: +x is the patient's left
+        assert la[1] > lv[1] and la[1] > rv[1]  # +y is posterior
+        assert rv[1] < lv[1]  # RV anterior
+
+
+def test_coronary_arteries_run_in_epicardial_fat(chest_cta):
+    a = chest_cta.anatomy.array
+    for key in ("left_main_coronary_artery", "left_anterior_descending_artery", "left_circumflex_artery", "right_coronary_artery"):
+        vessel = a == L[key]
+        assert vessel.any(), key
+        shell = ndimage.binary_dilation(vessel, iterations=1) & ~vessel
+        around = np.bincount(a[shell], minlength=256)
+        fat = around[L["epicardial_fat"]] + around[L["pericardial_fat"]]
+        assert fat >= 0.3 * around.sum(), key
+
+
+def test_imas_lie_where_they_belong(chest_cta):
+    """IMAs: lateral to the sternum (10-20 mm from its border, 2 mm voxel tolerance), anterior,
+    2-3 mm across (equivalent diameter from the cross-section, ±0.6 mm for the 1 mm grid)."""
+    a = chest_cta.anatomy.array
+    sx, sy, _ = chest_cta.anatomy.spacing
+    ox, oy, _ = chest_cta.anatomy.origin
+    sternum = a == L["sternum"]
+    heart_y = np.argwhere(a == L["left_ventricle_cavity"])[:, 1].mean() * sy + oy
+    for side, sign in (("left", 1), ("right", -1)):
+        ima = a == L[f"{side}_internal_mammary_artery"]
+        lateral, diameter, behind_sternum, ys = [], [], [], []
+        for k in range(a.shape[0]):
+            if not ima[k].any() or not sternum[k].any():
+                continue
+            jj, ii = np.nonzero(ima[k])
+            x, y = ox + ii.mean() * sx, oy + jj.mean() * sy
+            sj, si = np.nonzero(sternum[k])
+            border = ox + (si.max() if sign > 0 else si.min()) * sx
+            lateral.append(sign * (x - border))
+            diameter.append(2 * np.sqrt(ima[k].sum() * sx * sy / np.pi))
+            behind_sternum.append(y - (oy + sj.max() * sy))
+            ys.append(y)
+        assert len(lateral) > 50, side
+        assert np.median(ys) < heart_y - 20, side  # anterior (it leaves the subclavian posteriorly)
+        assert 8 <= np.median(lateral) <= 22, (side, np.median(lateral))
+        assert 1.4 <= np.median(diameter) <= 3.6, (side, np.median(diameter))
+        assert -5 <= np.median(behind_sternum) <= 20, (side, np.median(behind_sternum))
+    # running from the subclavian level down past the xiphoid
+    z_ima = np.nonzero((a == L["left_internal_mammary_artery"]).any(axis=(1, 2)))[0]
+    z_sternum = np.nonzero(sternum.any(axis=(1, 2)))[0]
+    assert z_ima.min() < z_sternum.min() and z_ima.max() > z_sternum.max()
+
+
+def test_perivascular_regions_surround_their_vessels(chest_cta):
+    ia = chest_cta.task_labels("ima-aorta").array
+    values = {s.key: s.value for s in get_label_set("ima-aorta").structures}
+    sp = chest_cta.anatomy.spacing[::-1]
+    ima = np.isin(ia, [values["left_internal_mammary_artery"], values["right_internal_mammary_artery"]])
+    peri = ia == values["peri_ima_region"]
+    assert peri.any()
+    # one diameter of a <= 3 mm vessel, plus the partial-volume margin of one voxel
+    assert ndimage.distance_transform_edt(~ima, sampling=sp)[peri].max() <= 3.0 + 1.0 + 2 * chest_cta.anatomy.spacing[0]
+    aorta = ia == values["aorta"]
+    periaortic = ia == values["periaortic_region"]
+    assert periaortic.any() and not np.any(periaortic & aorta)
+    diameter = 2 * chest_cta.parameters["anatomy"]["aorta_radius"] * 1.15
+    # The region is one diameter in the elastically deformed frame, where the aorta is a tube:
+    # physical distances differ by at most the deformation's strain.
+    deformation = chest_cta.parameters["anatomy"]["deformation"]
+    strain = Deformation(np.random.default_rng(deformation["seed"]), deformation["amplitude_mm"]).max_strain
+    assert strain < 0.5  # mild: far from folding (strain 1)
+    diameter *= 1 + strain
+    # (away from the top and bottom faces, where the region of aorta outside the scan shows)
+    margin = int(np.ceil(diameter / sp[0])) + 1
+    interior = np.zeros_like(periaortic)
+    interior[margin:-margin] = True
+    distance = ndimage.distance_transform_edt(~aorta, sampling=sp)
+    assert distance[periaortic & interior].max() <= diameter + 3.0
+    # nothing outside the body
+    assert not np.any((ia > 0) & (chest_cta.anatomy.array == 0))
+
+
+def test_narrow_field_of_view_reports_cropped_structures_absent():
+    cases = [generate_case(seed, GeneratorConfig(protocol="cta", fov="narrow", spacing_mm=(2.0, 2.0, 2.0), noise=False))
+             for seed in range(6)]
+    values = {s.key: s.value for s in get_label_set("ima-aorta").structures}
+    absent_seen = False
+    for case in cases:
+        ia = case.task_labels("ima-aorta").array
+        for key, value in values.items():
+            assert case.present["ima-aorta"][key] == bool(np.any(ia == value)), (case.parameters["seed"], key)
+        if not case.present["ima-aorta"]["left_internal_mammary_artery"]:
+            absent_seen = True
+            # the anatomy map may still hold a few cropped voxels, but below the presence threshold
+            voxels = np.count_nonzero(case.anatomy.array == L["left_internal_mammary_artery"])
+            assert voxels * np.prod(case.anatomy.spacing) < case.parameters["config"]["min_present_mm3"]
+        assert all(case.present["whole-heart"].values())
+        # the arch is above a narrow field of view
+        assert case.image.origin[2] + case.image.spacing[2] * (case.image.array.shape[0] - 1) < case.parameters["anatomy"]["arch_top_z"]
+    assert absent_seen, "no narrow case missed the IMAs"
+
+
+def test_thick_slices_keep_labels_consistent_with_image():
+    case = generate_case(2, GeneratorConfig(protocol="gated_noncontrast", fov="cardiac", spacing_mm=(0.7, 0.7, 2.5)))
+    assert case.image.spacing == (0.7, 0.7, 2.5) and case.parameters["physics"]["subslices"] == 3
+    assert case.anatomy.same_geometry(case.image)
+    fat = ndimage.binary_erosion(case.anatomy.array == L["subcutaneous_fat"], iterations=2)
+    assert -140 < np.median(case.image.array[fat]) < -60
+
+
+# -- appearance ----------------------------------------------------------------------------------------
+def eroded_median(case, key, iterations=2):
+    mask = ndimage.binary_erosion(case.anatomy.array == L[key], iterations=iterations)
+    return float(np.median(case.image.array[mask]))
+
+
+def test_cta_and_noncontrast_hu(chest_cta):
+    """CTA: left heart and aorta 250-550 HU, enhanced myocardium; gated non-contrast: blood and
+    myocardium 30-55 HU within a few HU of each other; fat and lung as in any CT."""
+    assert 250 <= eroded_median(chest_cta, "aorta") <= 550
+    assert 250 <= eroded_median(chest_cta, "left_ventricle_cavity") <= 550
+    assert 70 <= eroded_median(chest_cta, "left_ventricle_myocardium", 1) <= 160
+    assert -130 <= eroded_median(chest_cta, "subcutaneous_fat") <= -70
+    assert -900 <= eroded_median(chest_cta, "lung") <= -780
+    gated = generate_case(0, GeneratorConfig(protocol="gated_noncontrast", fov="cardiac"))
+    blood, myo = eroded_median(gated, "left_ventricle_cavity"), eroded_median(gated, "left_ventricle_myocardium", 1)
+    assert 30 <= blood <= 55 and abs(blood - myo) <= 15
+
+
+def test_noise_matches_the_drawn_sigma(chest_cta):
+    fat = ndimage.binary_erosion(chest_cta.anatomy.array == L["subcutaneous_fat"], iterations=3)
+    values = chest_cta.image.array[fat].astype(float)
+    measured = (np.percentile(values, 75) - np.percentile(values, 25)) / 1.349
+    drawn = chest_cta.parameters["physics"]["noise_sigma_hu"]
+    # fat carries a 5 HU texture on top of the noise
+    assert 0.8 * drawn <= measured <= 1.25 * np.hypot(drawn, 5.0), (measured, drawn)
+
+
+def test_calcified_plaques_are_bright():
+    """Plaques are drawn with peak 130-1500 HU; a large one keeps >= 130 HU after blur and noise."""
+    for seed in range(40):
+        cfg = GeneratorConfig(protocol="gated_noncontrast", fov="narrow", spacing_mm=(2.0, 2.0, 2.0), noise=False)
+        from CardiacAI.synthetic.anatomy import sample_anatomy
+
+        plaques = sample_anatomy(np.random.default_rng(np.random.SeedSequence(seed).spawn(7)[0]))["plaques"]["coronary"]
+        if any(p["volume_mm3"] > 40 and p["peak_hu"] > 500 for p in plaques):
+            case = generate_case(seed, cfg)
+            assert case.parameters["anatomy"]["plaques"]["coronary"] == plaques
+            calcium = case.anatomy.array == L["coronary_calcium"]
+            assert calcium.any()
+            assert case.image.array[calcium].max() >= 130
+            return
+    pytest.fail("no seed among 40 drew a large coronary plaque")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_every_protocol_generates(protocol):
+    case = generate_case(3, GeneratorConfig(protocol=protocol, fov="narrow", spacing_mm=(1.5, 1.5, 1.5)))
+    assert case.image.metadata["protocol"] == protocol
+    assert case.image.array.std() > 50  # not blank
+
+
+def test_synthseg_mode_randomises_intensities_not_shapes():
+    base = dict(protocol="cta", fov="narrow", spacing_mm=(2.0, 2.0, 2.0))
+    ct = generate_case(4, GeneratorConfig(**base))
+    s1 = generate_case(4, GeneratorConfig(synthseg=True, **base))
+    s2 = generate_case(5, GeneratorConfig(synthseg=True, **base))
+    assert np.array_equal(ct.anatomy.array, s1.anatomy.array)
+    assert s1.image.metadata["units"] != "HU" and s1.parameters["hu_table"] is None
+    lv = s1.anatomy.array == L["left_ventricle_cavity"]
+    fat = s1.anatomy.array == L["lung"]
+    contrast_1 = np.median(s1.image.array[lv]) - np.median(s1.image.array[fat])
+    lv2, fat2 = (s2.anatomy.array == L[k] for k in ("left_ventricle_cavity", "lung"))
+    contrast_2 = np.median(s2.image.array[lv2]) - np.median(s2.image.array[fat2])
+    assert abs(contrast_1 - contrast_2) > 50  # different random intensities per label
