@@ -12,7 +12,6 @@ import ast
 import importlib.metadata
 import json
 import math
-import platform
 import re
 import sys
 import threading
@@ -41,7 +40,6 @@ from CardiacAI.errors import InputError, OperationCancelled
 from CardiacAI.image import Image
 from CardiacAI.labels import get_label_set
 from CardiacAI.models import ModelCatalog, catalog_entry_from_card
-from CardiacAI.networks import build_network
 from CardiacAI.segmentation import segment
 from CardiacAI.slicer_bridge import (
     KEY_TAG,
@@ -49,7 +47,7 @@ from CardiacAI.slicer_bridge import (
     reference_geometry_string,
     volume_node_from_image,
 )
-from CardiacAI.training.model_card import sha256_file, write_model_card
+from model_fixtures import write_random_model
 
 TASK = "whole-heart"
 
@@ -57,55 +55,16 @@ TASK = "whole-heart"
 # -- fixtures ------------------------------------------------------------------------------------
 
 
-def _write_random_model(folder: Path, task: str, seed: int) -> Path:
-    """A tiny random-weight U-Net and its (schema-valid) model card; returns the card path."""
-    folder.mkdir(parents=True)
-    label_set = get_label_set(task)
-    params = {"channels": [4, 8, 16], "strides": [2, 2]}
-    torch.manual_seed(seed)
-    net = build_network("unet", 1, len(label_set) + 1, **params)
-    torch.save(net.state_dict(), folder / "model.pt")
-    card = {
-        "schema_version": 1,
-        "name": f"random-{task}",
-        "created": "2025-01-01T00:00:00Z",
-        "task": task,
-        "description": "untrained random weights for plumbing tests; no accuracy whatsoever",
-        "labels": [{"value": s.value, "key": s.key, "name": s.name} for s in label_set],
-        "input": {
-            "channels": 1,
-            "spacing_mm": [4.0, 4.0, 4.0],
-            "orientation": {"coordinate_system": "LPS", "direction": np.eye(3).tolist(), "array_axes": "k,j,i"},
-            "intensity": {"unit": "HU", "window": [-1000, 1000], "output_range": [0, 1], "clip": True,
-                          "method": "linear"},
-            "patch_size": [8, 8, 8],
-            "divisible_by": 4,
-            "sliding_window_overlap": 0.25,
-        },
-        "network": {"name": "unet", "params": params, "in_channels": 1, "out_channels": len(label_set) + 1,
-                    "parameter_count": sum(p.numel() for p in net.parameters())},
-        "model_file": {"path": "model.pt", "format": "torch-state-dict",
-                       "size_bytes": (folder / "model.pt").stat().st_size, "sha256": sha256_file(folder / "model.pt")},
-        "training": {"command": "none (random initialisation)", "config": {}, "generator": {}, "train_seeds": [],
-                     "validation_seeds": [0], "steps": 0, "stopped_because": "steps", "training_time_s": 0.0,
-                     "machine": {"device": "cpu", "cpu": platform.processor() or "cpu", "threads": 1,
-                                 "torch": torch.__version__, "monai": importlib.metadata.version("monai"),
-                                 "python": platform.python_version()}},
-        "metrics": {"validation_seeds": [0], "best_step": 0, "val_loss": 0.0, "mean_dice": None, "dice": {}},
-    }
-    return write_model_card(card, folder / "model_card.json")
-
-
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory) -> ModelCatalog:
     """A catalog with two whole-heart models (the second is the default) and a hidden one."""
     root = tmp_path_factory.mktemp("catalog")
     entries = [
-        catalog_entry_from_card(_write_random_model(root / "a", TASK, 1), "random-a", "1.0.0", "Random A",
+        catalog_entry_from_card(write_random_model(root / "a", TASK, 1), "random-a", "1.0.0", "Random A",
                                 catalog_dir=root),
-        catalog_entry_from_card(_write_random_model(root / "b", TASK, 2), "random-b", "1.0.0", "Random B",
+        catalog_entry_from_card(write_random_model(root / "b", TASK, 2), "random-b", "1.0.0", "Random B",
                                 catalog_dir=root, default=True),
-        dict(catalog_entry_from_card(_write_random_model(root / "c", TASK, 3), "random-hidden", "1.0.0",
+        dict(catalog_entry_from_card(write_random_model(root / "c", TASK, 3), "random-hidden", "1.0.0",
                                      "Hidden stage", catalog_dir=root), hidden=True),
     ]
     (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": entries}))

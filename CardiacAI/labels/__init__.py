@@ -98,6 +98,8 @@ class Structure:
     type_modifier: e.g. laterality (CID 244), or None.
     anatomic_region, anatomic_region_modifier: where a tissue-type structure lies, or None.
     notes: definition and coding rationale.
+    derived_from: keys of the structures this one is computed from after inference (the
+        perivascular regions from their vessels); empty for structures a model predicts.
     """
 
     value: int
@@ -110,6 +112,7 @@ class Structure:
     anatomic_region: Code | None = None
     anatomic_region_modifier: Code | None = None
     notes: str = ""
+    derived_from: tuple[str, ...] = ()
 
     @property
     def color_rgb255(self) -> tuple[int, int, int]:
@@ -391,6 +394,7 @@ def _parse(text: str, where: str) -> LabelSet:
                 anatomic_region=_optional_code(item.get("anatomic_region")),
                 anatomic_region_modifier=_optional_code(item.get("anatomic_region_modifier")),
                 notes=item.get("notes", ""),
+                derived_from=tuple(item.get("derived_from", ())),
             )
         )
     for attribute in ("value", "key", "name"):

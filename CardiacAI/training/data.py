@@ -47,12 +47,18 @@ class CaseSource(Protocol):
     def settings_for(self, seed: int) -> dict[str, Any]: ...
 
 
+#: Coarsest voxel size the synthetic generator renders (mm).
+MAX_GENERATOR_SPACING_MM = 3.0
+
+
 class GeneratorCaseSource:
     """The synthetic CT generator (``CardiacAI.synthetic``) as a case source.
 
     Each seed draws its protocol from ``settings.protocols`` (weights) and SynthSeg mode with
     probability ``settings.synthseg_fraction``, using ``numpy.random.default_rng(seed)``, so the
-    case of a seed is reproducible. Cases are generated at ``spacing_mm`` (i, j, k).
+    case of a seed is reproducible. Cases are generated at ``spacing_mm`` (i, j, k), each value
+    capped at the generator's coarsest spacing (:data:`MAX_GENERATOR_SPACING_MM`); coarser model
+    grids (a localiser's) are reached by resampling in :func:`prepare_case`, as real scans are.
 
     Raises
     ------
@@ -69,7 +75,7 @@ class GeneratorCaseSource:
             ) from exc
         self._synthetic = synthetic
         self.settings = settings
-        self.spacing_mm = tuple(float(s) for s in spacing_mm)
+        self.spacing_mm = tuple(min(float(s), MAX_GENERATOR_SPACING_MM) for s in spacing_mm)
         names = sorted(settings.protocols)
         weights = np.array([settings.protocols[n] for n in names], float)
         self._protocols, self._weights = names, weights / weights.sum()
@@ -124,6 +130,13 @@ def prepare_case(case: SyntheticCaseLike, task: str, spacing_mm, seed: int,
         raise InputError(f"the {task} label map of case {seed} is not on the image grid")
     image = to_model_grid(case.image, spacing_mm)
     label = to_model_grid(labels, spacing_mm, is_label=True)
+    # Derived structures (perivascular regions) are computed from the predicted vessels after
+    # inference, so the network is not asked to predict them: they count as background here.
+    from ..labels import get_label_set
+
+    derived = [s.value for s in get_label_set(task).structures if s.derived_from]
+    if derived:
+        label = label.with_array(np.where(np.isin(label.array, derived), 0, label.array))
     present = dict((case.present or {}).get(task, {})) if isinstance(case.present, dict) else {}
     return PreparedCase(seed=int(seed), image_hu=image.array, label=label.array.astype(np.uint8),
                         spacing_mm=tuple(float(s) for s in image.spacing), present=present,

@@ -1,0 +1,147 @@
+"""The one-click segmentation pipeline's plumbing, with tiny untrained models (no accuracy claims):
+two-stage localisation and cropping, exact input geometry, the output folder, cancel, and never
+losing earlier results. Accuracy on real and synthetic scans is tested with the shipped models in
+test_segmentation_models.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from CardiacAI.errors import InputError, OperationCancelled
+from CardiacAI.image import Image
+from CardiacAI.models import ModelCatalog, catalog_entry_from_card
+from CardiacAI.segmentation import (
+    OUTPUT_FILES,
+    crop_box_around,
+    crop_image,
+    inference_window,
+    prepare_output_folder,
+    segment,
+    write_outputs,
+)
+from model_fixtures import write_random_model
+
+
+@pytest.fixture(scope="module")
+def two_stage_catalog(tmp_path_factory) -> ModelCatalog:
+    root = tmp_path_factory.mktemp("catalog")
+    loc = catalog_entry_from_card(write_random_model(root / "loc", "whole-heart", 1, spacing_mm=6.0),
+                                  "loc", "1.0.0", "Localiser", catalog_dir=root)
+    loc["hidden"] = True
+    main = catalog_entry_from_card(write_random_model(root / "seg", "whole-heart", 2, spacing_mm=3.0),
+                                   "seg", "1.0.0", "Segmenter", catalog_dir=root, default=True)
+    main["localizer"] = {"model": "loc", "margin_mm": 10.0}
+    (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [loc, main]}))
+    return ModelCatalog.load(root / "catalog.json")
+
+
+@pytest.fixture(scope="module")
+def ct() -> Image:
+    """A small oblique CT-like volume (HU) off the origin: bright blobs in soft tissue, air at one side."""
+    rng = np.random.default_rng(3)
+    k, j, i = np.indices((24, 30, 36))
+    arr = rng.normal(40, 15, k.shape)
+    arr[((k - 12) / 7) ** 2 + ((j - 15) / 8) ** 2 + ((i - 16) / 8) ** 2 <= 1] = 350
+    arr[:, :, :4] = -1000
+    a = np.radians(10)
+    direction = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    return Image(arr.astype(np.int16), spacing=(2.5, 2.5, 3.0), origin=(-40.0, 20.0, -100.0),
+                 direction=direction, modality="CT", metadata={"source_path": "synthetic"})
+
+
+def test_result_is_on_exactly_the_input_grid_and_records_both_stages(two_stage_catalog, ct):
+    result = segment(ct, "whole-heart", catalog=two_stage_catalog, prefer_gpu=False)
+    assert result.labelmap.same_geometry(ct, atol=0)
+    assert result.labelmap.array.dtype == np.uint8
+    assert set(np.unique(result.labelmap.array)) <= set([0] + list(result.label_set.values))
+    stages = [s["stage"] for s in result.run["stages"]]
+    assert stages == ["localize", "segment"]
+    assert result.run["model"]["id"] == "seg" and result.run["device"] == "cpu"
+    assert "CPU" in result.run["device_reason"]
+    assert len(result.measurements) == 10 and len(result.presence) == 10
+
+
+def test_crop_keeps_every_voxel_at_its_physical_position(ct):
+    labels = np.zeros(ct.array.shape, np.uint8)
+    labels[10:14, 12:20, 15:25] = 1
+    box = crop_box_around(labels, ct.spacing, margin_mm=5.0)
+    # margin 5 mm: 2 voxels along k (3 mm), 2 along j and i (2.5 mm)
+    assert box == (slice(8, 16), slice(10, 22), slice(13, 27))
+    sub = crop_image(ct, box)
+    assert np.array_equal(sub.array, ct.array[box])
+    assert np.allclose(sub.ijk_to_lps @ [0, 0, 0, 1], ct.ijk_to_lps @ [13, 10, 8, 1])
+    assert crop_box_around(np.zeros_like(labels), ct.spacing, 5.0) is None
+
+
+def test_inference_window_covers_small_regions_in_one_window():
+    assert inference_window((40, 60, 70), (48, 48, 48), 8) == (48, 64, 72)
+    assert inference_window((200, 300, 300), (48, 48, 48), 8) == (96, 96, 96)
+
+
+def test_output_folder_holds_every_file_with_names_codes_and_measurements(two_stage_catalog, ct, tmp_path):
+    from CardiacAI.io import read_labelmap
+    from CardiacAI.slicer_bridge import read_seg_nrrd
+
+    result = segment(ct, "whole-heart", catalog=two_stage_catalog, prefer_gpu=False)
+    out = tmp_path / "out"
+    assert prepare_output_folder(out) is None
+    paths = write_outputs(result, ct, out)
+    assert sorted(paths) == sorted(OUTPUT_FILES)
+    assert np.array_equal(read_labelmap(out / "segmentation.nii.gz", reference=ct).array, result.labelmap.array)
+    assert np.array_equal(read_seg_nrrd(out / "segmentation.seg.nrrd", result.label_set, ct).array,
+                          result.labelmap.array)
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels["labels"]["5"]["key"] == "aorta" and labels["labels"]["5"]["codes"]["type"]["value"] == "15825003"
+    assert all("present" in v and "reason" in v for v in labels["labels"].values())
+    rows = list(csv.DictReader((out / "measurements.csv").open()))
+    assert [r["key"] for r in rows] == [s.key for s in result.label_set.structures]
+    myo = next(r for r in rows if r["key"] == "left_ventricle_myocardium")
+    assert myo["mass_g"] == "" or float(myo["mass_g"]) == pytest.approx(float(myo["volume_ml"]) * 1.05, abs=0.01)
+    run = json.loads((out / "run.json").read_text())
+    assert run["model"]["id"] == "seg" and "write_outputs_s" in run["timings_s"] and "presence" in run
+
+
+def test_earlier_results_are_never_overwritten_silently(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "segmentation.seg.nrrd").write_text("a clinician's corrected segmentation")
+    with pytest.raises(InputError, match="already holds results"):
+        prepare_output_folder(out)
+    backup = prepare_output_folder(out, overwrite=True)
+    assert backup is not None and backup.parent == out
+    assert (backup / "segmentation.seg.nrrd").read_text() == "a clinician's corrected segmentation"
+    assert not (out / "segmentation.seg.nrrd").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        prepare_output_folder(tmp_path / "file")
+
+
+def test_cancel_stops_the_run(two_stage_catalog, ct):
+    cancel = threading.Event()
+
+    def progress(fraction, message):
+        if fraction > 0.05:
+            cancel.set()
+
+    with pytest.raises(OperationCancelled, match="cancelled"):
+        segment(ct, "whole-heart", catalog=two_stage_catalog, prefer_gpu=False, progress=progress, cancel=cancel)
+
+
+def test_unknown_task_and_non_ct_are_refused(two_stage_catalog, ct):
+    with pytest.raises(InputError, match="unknown segmentation task"):
+        segment(ct, "kidneys", catalog=two_stage_catalog)
+    mr = ct.with_array(ct.array, modality="MR")
+    with pytest.raises(InputError, match="needs CT"):
+        segment(mr, "whole-heart", catalog=two_stage_catalog)
+
+
+def test_task_without_a_model_says_how_to_get_one(two_stage_catalog, ct):
+    from CardiacAI.errors import ModelError
+
+    with pytest.raises(ModelError, match="no model for the task 'ima-aorta'"):
+        segment(ct, "ima-aorta", catalog=two_stage_catalog)

@@ -1,0 +1,73 @@
+"""Ship trained models: copy each run's model.pt + model_card.json into CardiacAI/models/weights/<id>/
+and (re)write the packaged catalog CardiacAI/models/catalog.json from them.
+
+Usage: python scripts/add_to_catalog.py RUNS_DIR
+RUNS_DIR holds the folders written by scripts/train_models.sh. The catalog entries (ids, versions,
+titles, which one is default, the two-stage link and the minimum plausible volumes) are defined
+below, in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from CardiacAI.io.atomic import atomic_output
+from CardiacAI.models import ModelCatalog
+from CardiacAI.models.catalog import catalog_entry_from_card
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS_DIR = REPO / "CardiacAI" / "models"
+
+# Smallest plausible volume per structure (mL); a prediction below it is reported absent rather
+# than shown as a speck. Far below normal adult anatomy (e.g. LV cavity ~ 50-250 mL).
+WHOLE_HEART_MIN_ML = {
+    "pulmonary_veins": 1.0, "left_atrium": 10.0, "left_ventricle_cavity": 15.0,
+    "left_ventricle_myocardium": 20.0, "aorta": 10.0, "coronary_sinus": 0.3,
+    "superior_vena_cava": 2.0, "right_atrium": 10.0, "right_ventricle_cavity": 15.0,
+    "pulmonary_artery": 5.0,
+}
+IMA_AORTA_MIN_ML = {"left_internal_mammary_artery": 0.1, "right_internal_mammary_artery": 0.1, "aorta": 10.0}
+
+MODELS = [
+    # (run folder, id, version, title, extra catalog fields)
+    ("whole-heart-localizer", "whole-heart-localizer", "0.1.0",
+     "Whole heart localiser (U-Net, 6 mm)", {"hidden": True}),
+    ("whole-heart-densevnet", "whole-heart-densevnet", "0.1.0",
+     "Whole heart, 10 structures (Dense V-Net, 2 mm, two-stage)",
+     {"default": True, "localizer": {"model": "whole-heart-localizer", "margin_mm": 20.0},
+      "min_volume_ml": WHOLE_HEART_MIN_ML}),
+    ("ima-aorta-unet", "ima-aorta-unet", "0.1.0",
+     "Internal mammary arteries and aorta with perivascular regions (U-Net, 1.5 mm)",
+     {"default": True, "min_volume_ml": IMA_AORTA_MIN_ML}),
+]
+
+
+def main(runs: Path) -> None:
+    entries = []
+    for folder, model_id, version, title, extra in MODELS:
+        run = runs / folder
+        if not (run / "model_card.json").is_file():
+            print(f"skipping {model_id}: no model_card.json in {run}")
+            continue
+        dest = MODELS_DIR / "weights" / model_id
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("model.pt", "model_card.json"):
+            shutil.copyfile(run / name, dest / name)
+        entry = catalog_entry_from_card(dest / "model_card.json", model_id, version, title,
+                                        catalog_dir=MODELS_DIR, default=bool(extra.get("default")),
+                                        embed_card=False)
+        entry.update({k: v for k, v in extra.items() if k != "default"})
+        entry["license"] = "Apache-2.0 (trained by CardiacAI on its own synthetic data)"
+        entries.append(entry)
+    catalog = {"$schema": "catalog.schema.json", "schema_version": 1, "models": entries}
+    ModelCatalog.from_dict(catalog, MODELS_DIR, "new catalog")  # validate before writing
+    with atomic_output(MODELS_DIR / "catalog.json") as tmp:
+        tmp.write_text(json.dumps(catalog, indent=2) + "\n", encoding="utf-8")
+    print(f"catalog: {[e['id'] for e in entries]}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/models"))

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Train the models the catalog ships (CPU, 2 threads). Each run writes model.pt + model_card.json
+# (with the exact command) into $OUT/<model>/; scripts/add_to_catalog.py then copies them into
+# CardiacAI/models/weights/ and lists them in CardiacAI/models/catalog.json.
+# Usage: bash scripts/train_models.sh [OUT] [localizer|whole-heart|ima-aorta ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-runs/models}"; shift || true
+WHICH=("${@:-localizer whole-heart ima-aorta}")
+CACHE="${CARDIACAI_TRAIN_CACHE:-runs/cache}"
+CLI=(.venv/bin/cardiacai train --threads 2 --cache-dir "$CACHE" --no-progress)
+mkdir -p "$OUT"
+for which in ${WHICH[@]}; do
+  case "$which" in
+    localizer)  # stage 1 of the whole-heart paper's pipeline: find the heart in the whole scan
+      "${CLI[@]}" --output "$OUT/whole-heart-localizer" --task whole-heart --network unet \
+        --spacing 6 --patch-size 48 --batch-size 2 --samples-per-case 2 --steps 2800 --max-minutes 9 \
+        --val-every 100 --train-cases 40 --val-seeds 200000-200003 --fov random \
+        --protocols cta:0.25,chest_contrast:0.25,gated_noncontrast:0.25,chest_noncontrast:0.25 \
+        --synthseg-fraction 0.2 --seed 101 ;;
+    whole-heart)  # stage 2: Dense V-Net on the region of interest
+      "${CLI[@]}" --output "$OUT/whole-heart-densevnet" --task whole-heart --network densevnet \
+        --spacing 2 --patch-size 48 --batch-size 2 --samples-per-case 2 --steps 1800 --max-minutes 28 \
+        --val-every 200 --train-cases 48 --val-seeds 100000-100003 --fov cardiac \
+        --protocols cta:0.35,chest_contrast:0.35,gated_noncontrast:0.15,chest_noncontrast:0.15 \
+        --synthseg-fraction 0.1 --seed 202 ;;
+    ima-aorta)
+      "${CLI[@]}" --output "$OUT/ima-aorta-unet" --task ima-aorta --network unet \
+        --spacing 1.5 --patch-size 64 --batch-size 2 --samples-per-case 2 --steps 1200 --max-minutes 22 \
+        --val-every 300 --train-cases 40 --val-seeds 300000-300002 --fov random \
+        --protocols cta:0.5,chest_contrast:0.3,chest_noncontrast:0.2 \
+        --synthseg-fraction 0.1 --seed 303 ;;
+    *) echo "unknown model $which" >&2; exit 2 ;;
+  esac
+done
