@@ -1,4 +1,4 @@
-"""The ``cardiacai`` command line: ``info``, ``convert``, ``segment`` and ``train``.
+"""The ``cardiacai`` command line: ``info``, ``convert``, ``segment``, ``generate`` and ``train``.
 
 Errors a user can cause (a wrong path, a damaged series, an unsupported format) are printed as one
 clear line on stderr with exit status 2; anything else is a bug and keeps its traceback.
@@ -172,6 +172,25 @@ def _cmd_segment(args) -> int:
     return 0
 
 
+def _cmd_generate(args) -> int:
+    from pathlib import Path
+
+    from .io import write_image, write_labelmap
+    from .synthetic import GeneratorConfig, generate_case
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = GeneratorConfig(protocol=args.protocol, spacing_mm=(args.spacing,) * 3, fov=args.fov)
+    case = generate_case(args.seed, cfg)
+    stem = f"synthetic-{args.protocol}-seed{args.seed}"
+    write_image(case.image, out / f"{stem}.nii.gz")
+    for task in ("whole-heart", "ima-aorta"):
+        write_labelmap(case.task_labels(task), out / f"{stem}_{task}_labels.nii.gz")
+    print(f"wrote {out / (stem + '.nii.gz')} ({case.image.shape_ijk[0]}x{case.image.shape_ijk[1]}x"
+          f"{case.image.shape_ijk[2]} voxels) and its whole-heart and ima-aorta label maps")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cardiacai`` argument parser (subcommands info, convert and, when available, train)."""
     parser = argparse.ArgumentParser(prog="cardiacai", description="CardiacAI: cardiac CT segmentation and quantification.")
@@ -207,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--no-overview", action="store_true", help="skip overview.png")
     seg.add_argument("--quiet", action="store_true", help="no progress lines")
     seg.set_defaults(func=_cmd_segment)
+
+    gen = sub.add_parser("generate", help="write a synthetic labelled chest CT (NIfTI) from the project's generator")
+    gen.add_argument("-o", "--output", required=True, help="output folder")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same scan)")
+    gen.add_argument("--protocol", default="cta", choices=["cta", "gated_noncontrast", "chest_noncontrast", "chest_contrast"])
+    gen.add_argument("--spacing", type=float, default=1.0, help="isotropic voxel size in mm (0.3-3)")
+    gen.add_argument("--fov", default="chest", choices=["chest", "cardiac", "narrow", "random"])
+    gen.set_defaults(func=_cmd_generate)
 
     for register in _optional_subcommands():
         register(sub)

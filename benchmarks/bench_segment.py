@@ -1,0 +1,80 @@
+"""Benchmark: one-click segmentation from reading the DICOM series to a written output folder.
+
+Each run is a fresh process (`cardiacai segment ... --overwrite`), so the time includes Python and
+torch start-up as a user sees it, and the peak resident memory (RSS) is that process's alone.
+Usage: python benchmarks/bench_segment.py [--repeats 3] [--tasks whole-heart ima-aorta] [--cases ...]
+Prints per task and case: median wall-clock (s), min/max, median peak RSS (MB), and the machine.
+Not a test: timings depend on the machine and what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "chest-ct"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {cores} cores, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def run_once(task: str, case: Path, out: Path, extra: list[str]) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "CardiacAI", "segment", str(case), "-o", str(out), "--task", task,
+                    "--overwrite", "--quiet", *extra], check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the largest child so far: only a new maximum is this run's own.
+    return wall, max(peak, before) / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tasks", nargs="+", default=["whole-heart", "ima-aorta"])
+    parser.add_argument("--cases", nargs="+", default=["LIDC-IDRI-0001", "LIDC-IDRI-0002"])
+    parser.add_argument("--cpu", action="store_true", help="pass --cpu (no GPU)")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    extra = ["--cpu"] if args.cpu else []
+    for task in args.tasks:
+        for name in args.cases:
+            case = DATA / name
+            if not case.is_dir():
+                print(f"{task} {name}: not found at {case}")
+                continue
+            walls, peaks = [], []
+            with tempfile.TemporaryDirectory() as tmp:
+                for _ in range(args.repeats):
+                    wall, peak = run_once(task, case, Path(tmp) / "out", extra)
+                    walls.append(wall)
+                    peaks.append(peak)
+            print(f"{task:12s} {name}: median {statistics.median(walls):.2f} s (min {min(walls):.2f}, "
+                  f"max {max(walls):.2f}, n={len(walls)}), peak RSS {max(peaks):.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
