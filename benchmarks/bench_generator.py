@@ -15,7 +15,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")  # the target machine has 2 cores
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -24,23 +23,9 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-import scipy  # noqa: E402
 
 from CardiacAI.synthetic import PROTOCOLS, GeneratorConfig, generate_case  # noqa: E402
-
-
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores_available": affinity, "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "platform": platform.platform(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+from machine import machine_info  # noqa: E402
 
 
 def main() -> None:
@@ -52,7 +37,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
     generate_case(0, GeneratorConfig(fov="narrow", spacing_mm=(2.0, 2.0, 2.0)))  # warm up imports and caches
-    info = machine()
+    info = machine_info()
     print("machine:", json.dumps(info))
     results = {}
     for protocol in args.protocols:

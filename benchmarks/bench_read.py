@@ -7,12 +7,12 @@ Prints the median and range per case with the machine it ran on. Not a test: tim
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
 
 from CardiacAI.io import read_image
+from machine import machine_line
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chest-ct"
 
@@ -21,8 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, "
-          f"python {platform.python_version()}")
+    print(f"machine: {machine_line()}")
     for case in ("LIDC-IDRI-0001", "LIDC-IDRI-0002"):
         folder = DATA / case
         if not folder.is_dir():

@@ -10,8 +10,6 @@ Not a test: timings depend on the machine and what else runs on it.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -20,24 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine_line
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "chest-ct"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {cores} cores, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def run_once(task: str, case: Path, out: Path, extra: list[str]) -> tuple[float, float]:
@@ -58,7 +42,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["LIDC-IDRI-0001", "LIDC-IDRI-0002"])
     parser.add_argument("--cpu", action="store_true", help="pass --cpu (no GPU)")
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine_line()}")
     extra = ["--cpu"] if args.cpu else []
     for task in args.tasks:
         for name in args.cases:

@@ -1,0 +1,48 @@
+"""The machine a benchmark ran on, for reporting figures with it (shared by the benchmark scripts)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def machine_info() -> dict:
+    """CPU model, cores available to this process, GPU (if torch sees one) and library versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+    }
+    try:
+        import numpy
+        import scipy
+
+        info.update(numpy=numpy.__version__, scipy=scipy.__version__)
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        info.update(torch=torch.__version__,
+                    gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")
+    except ImportError:
+        pass
+    return info
+
+
+def machine_line() -> str:
+    """One line for a benchmark's printout."""
+    i = machine_info()
+    return (f"{i['cpu']}, {i['cores_available']} cores, GPU {i.get('gpu', 'n/a')}, torch {i.get('torch', 'n/a')}, "
+            f"Python {i['python']}")
