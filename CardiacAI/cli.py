@@ -159,7 +159,7 @@ def _cmd_segment(args) -> int:
     except KeyboardInterrupt:
         cancel.set()
         raise
-    paths = write_outputs(result, image, args.output, overview=not args.no_overview)
+    write_outputs(result, image, args.output, overview=not args.no_overview)
     for row in result.measurements:
         state = "present" if row["present"] else "ABSENT"
         extra = f" ({row['reason']})" if row["reason"] else ""

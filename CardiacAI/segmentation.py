@@ -249,12 +249,16 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
 
     report(0.88, "post-processing")
     t = time.perf_counter()
-    labels = clean_labelmap(labels, label_set, image.spacing)
-    if task == "ima-aorta":
+    # Outside the region of interest everything is background: clean only inside it.
+    roi = box if box is not None else (slice(None),) * 3
+    labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing)
+    if any(s.derived_from for s in label_set.structures):
         labels = add_perivascular_regions(image.with_array(labels), label_set, body_mask_from_ct(image)).array
     labelmap = image.with_array(labels.astype(np.uint8), modality="", metadata={"task": task})
     presence = structure_presence(labelmap, label_set, image, min_volume_ml=entry.min_volume_ml or 0.0)
-    measurements = measure_structures(image, labelmap, label_set, presence)
+    measurements = measure_structures(crop_image(image, box) if box is not None else image,
+                                      crop_image(labelmap, box) if box is not None else labelmap,
+                                      label_set, presence)
     timings["postprocess_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
     report(1.0, "done")

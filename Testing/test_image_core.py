@@ -40,7 +40,6 @@ def test_ras_is_lps_with_first_two_axes_flipped_and_round_trips():
 
 
 def test_image_matches_simpleitk_geometry():
-    import SimpleITK as sitk
 
     arr = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
     img = Image(arr, spacing=(0.5, 0.6, 2.0), origin=(1, 2, 3), direction=_oblique_direction(), modality="CT")
