@@ -124,6 +124,22 @@ def predict_labels(image: Image, entry, network, device, *, progress: ProgressCa
     return resample_labels_onto(grid.with_array(labels, modality="", metadata={}), image)
 
 
+def heart_region(labels: np.ndarray) -> np.ndarray:
+    """The largest connected body of a localiser's foreground (all structures together), bool (K, J, I).
+
+    The whole-heart structures touch one another, so the heart is one connected body; scattered
+    false positives elsewhere (arms, abdomen) would otherwise stretch the region of interest.
+    """
+    from scipy import ndimage
+
+    components, count = ndimage.label(labels > 0)
+    if count <= 1:
+        return components > 0
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    return components == int(np.argmax(sizes))
+
+
 def crop_box_around(labels: np.ndarray, spacing_ijk, margin_mm: float) -> tuple[slice, slice, slice] | None:
     """(k, j, i) index box around the non-zero voxels of ``labels`` plus ``margin_mm``; None if empty."""
     nz = np.argwhere(labels > 0)
@@ -230,7 +246,8 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
                                 progress_range=(0.05, 0.25))
         timings["localize_s"] = time.perf_counter() - t
         stages.append({"stage": "localize", "model": loc_entry.id, "version": loc_entry.version})
-        box = crop_box_around(coarse.array, image.spacing, float(entry.localizer.get("margin_mm", 20.0)))
+        box = crop_box_around(heart_region(coarse.array), image.spacing,
+                              float(entry.localizer.get("margin_mm", 20.0)))
         if box is not None:
             region = crop_image(image, box)
     check_cancel()

@@ -145,3 +145,15 @@ def test_task_without_a_model_says_how_to_get_one(two_stage_catalog, ct):
 
     with pytest.raises(ModelError, match="no model for the task 'ima-aorta'"):
         segment(ct, "ima-aorta", catalog=two_stage_catalog)
+
+
+def test_region_of_interest_ignores_scattered_false_positives():
+    from CardiacAI.segmentation import heart_region
+
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[10:25, 12:28, 15:30] = 3  # the heart: chambers touching each other
+    labels[18:22, 15:20, 20:26] = 4
+    labels[0:2, 0:2, 38:40] = 5  # specks far away (an arm, the table)
+    labels[39, 39, 0] = 2
+    box = crop_box_around(heart_region(labels), (1.0, 1.0, 1.0), margin_mm=2.0)
+    assert box == (slice(8, 27), slice(10, 30), slice(13, 32))
