@@ -37,7 +37,7 @@ MODELS = [
      "Whole heart localiser (U-Net, 6 mm)", {"hidden": True}),
     ("whole-heart-densevnet", "whole-heart-densevnet", "0.1.0",
      "Whole heart, 10 structures (Dense V-Net, 2 mm, two-stage)",
-     {"default": True, "localizer": {"model": "whole-heart-localizer", "margin_mm": 20.0},
+     {"default": True, "localizer": {"model": "whole-heart-localizer", "margin_mm": 35.0},
       "min_volume_ml": WHOLE_HEART_MIN_ML}),
     ("ima-aorta-unet", "ima-aorta-unet", "0.1.0",
      "Internal mammary arteries and aorta with perivascular regions (U-Net, 1.5 mm)",
