@@ -45,6 +45,20 @@ MODELS = [
 ]
 
 
+def _evaluation(model_id: str) -> dict:
+    """The card's evaluation section from docs/models/: the synthetic test figures written by
+    benchmarks/evaluate_models.py, and the review of the output on the real CTs."""
+    docs = REPO / "docs" / "models"
+    evaluation = {}
+    synthetic = docs / f"{model_id}-synthetic-test.json"
+    if synthetic.is_file():
+        evaluation["synthetic_test"] = {r["protocol"]: r for r in json.loads(synthetic.read_text())}
+    review = docs / f"{model_id}.review.json"
+    if review.is_file():
+        evaluation.update(json.loads(review.read_text()))
+    return evaluation
+
+
 def main(runs: Path) -> None:
     entries = []
     for folder, model_id, version, title, extra in MODELS:
@@ -54,8 +68,12 @@ def main(runs: Path) -> None:
             continue
         dest = MODELS_DIR / "weights" / model_id
         dest.mkdir(parents=True, exist_ok=True)
-        for name in ("model.pt", "model_card.json"):
-            shutil.copyfile(run / name, dest / name)
+        shutil.copyfile(run / "model.pt", dest / "model.pt")
+        card = json.loads((run / "model_card.json").read_text(encoding="utf-8"))
+        evaluation = _evaluation(model_id)
+        if evaluation:
+            card["evaluation"] = evaluation
+        (dest / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         entry = catalog_entry_from_card(dest / "model_card.json", model_id, version, title,
                                         catalog_dir=MODELS_DIR, default=bool(extra.get("default")),
                                         embed_card=False)
