@@ -67,7 +67,9 @@ def render_overview(image: Image, path: str | Path, *, labelmap: Image | None = 
         ("sagittal", arr[:, :, i][::-1], None if labels is None else labels[:, :, i][::-1], sk / sj),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.6), facecolor="black")
-    structures = list(label_set.structures) if label_set is not None else []
+    # Derived regions (perivascular) first, so the vessel contour they share a boundary with stays visible.
+    structures = sorted(label_set.structures, key=lambda s: not getattr(s, "derived_from", ())) \
+        if label_set is not None else []
     shown = set()
     for ax, (name, ct, lab, aspect) in zip(axes, views):
         if flip_lr and name in ("axial", "coronal"):
