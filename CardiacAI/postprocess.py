@@ -43,6 +43,20 @@ BODY_THRESHOLD_HU = -500.0
 # -- connected components and holes ----------------------------------------------------------------
 
 
+def largest_component(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+    """The largest connected component of a boolean mask (K, J, I), as a bool array of the same shape.
+
+    ``structure`` is the ``scipy.ndimage.label`` connectivity (default: faces only). Ties keep the
+    component met first in (k, j, i) order. An empty mask gives an empty result.
+    """
+    components, count = ndi.label(mask, structure=structure)
+    if count <= 1:
+        return components > 0
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    return components == int(np.argmax(sizes))
+
+
 def keep_largest_component(labelmap: np.ndarray, values: Iterable[int] | None = None, *,
                            connectivity: int = 3) -> np.ndarray:
     """Keep only the largest connected component of each structure; other components become 0.
@@ -63,11 +77,7 @@ def keep_largest_component(labelmap: np.ndarray, values: Iterable[int] | None = 
     for value, box in _boxes(out, values):
         sub = out[box]
         mask = sub == value
-        components, count = ndi.label(mask, structure=structure)
-        if count > 1:
-            sizes = np.bincount(components.ravel())
-            sizes[0] = 0
-            sub[mask & (components != int(np.argmax(sizes)))] = 0
+        sub[mask & ~largest_component(mask, structure)] = 0
     return out
 
 
@@ -216,14 +226,10 @@ def body_mask_from_ct(image: Image, threshold_hu: float = BODY_THRESHOLD_HU) -> 
     Returns a bool array (K, J, I). Raises InputError when no voxel is above the threshold.
     """
     tissue = np.asarray(image.array) > threshold_hu
-    components, count = ndi.label(tissue)
-    if count == 0:
+    if not tissue.any():
         raise InputError(f"no voxel of the image is above {threshold_hu:g} HU, so no body can be found",
                          "check that the image is a CT in Hounsfield units")
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
-    body = components == int(np.argmax(sizes))
-    del components
+    body = largest_component(tissue)
     # in-plane connectivity only: every slice is filled on its own
     in_plane = np.zeros((3, 3, 3), bool)
     in_plane[1] = ndi.generate_binary_structure(2, 1)

@@ -130,14 +130,9 @@ def heart_region(labels: np.ndarray) -> np.ndarray:
     The whole-heart structures touch one another, so the heart is one connected body; scattered
     false positives elsewhere (arms, abdomen) would otherwise stretch the region of interest.
     """
-    from scipy import ndimage
+    from .postprocess import largest_component
 
-    components, count = ndimage.label(labels > 0)
-    if count <= 1:
-        return components > 0
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
-    return components == int(np.argmax(sizes))
+    return largest_component(labels > 0)
 
 
 def crop_box_around(labels: np.ndarray, spacing_ijk, margin_mm: float) -> tuple[slice, slice, slice] | None:

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
+
+from CardiacAI.platform_info import cpu_model
 
 
 def machine_info() -> dict:
     """CPU model, cores available to this process, GPU (if torch sees one) and library versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     info = {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),

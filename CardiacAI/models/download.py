@@ -87,11 +87,9 @@ def file_matches_sha256(path: str | os.PathLike, sha256: str) -> bool:
     with _verified_lock:
         if key in _verified:
             return True
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:  # hashed here, not via CardiacAI.training, which imports torch
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != sha256.lower():
+    from ..training.model_card import sha256_file  # light: CardiacAI.training imports torch lazily
+
+    if sha256_file(path) != sha256.lower():
         return False
     with _verified_lock:
         _verified.add(key)

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..metrics import MYOCARDIUM_DENSITY_G_PER_ML
 from . import shapes
 from .anatomy_labels import ANATOMY_LABELS as L
 
-MYOCARDIUM_DENSITY_G_PER_ML = 1.05
 
 
 def _u(rng, lo, hi):

@@ -72,14 +72,10 @@ def _machine(device: str, threads: int) -> dict[str, Any]:
     import monai
     import torch
 
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    from ..platform_info import cpu_model
+
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else None
-    return {"device": device, "cpu": cpu or platform.machine(), "threads": int(threads),
+    return {"device": device, "cpu": cpu_model(), "threads": int(threads),
             "torch": torch.__version__, "monai": monai.__version__,
             "python": platform.python_version(), "gpu": gpu}
 
