@@ -110,6 +110,40 @@ def test_chest_case_contains_every_structure(chest_cta):
             assert np.any(labels == s.value), s.key
 
 
+def _centroid_lps(case: SyntheticCase, key: str) -> np.ndarray:
+    k, j, i = np.nonzero(case.anatomy.array == L[key])
+    ijk1 = np.stack([i.mean(), j.mean(), k.mean(), 1.0])
+    return (case.anatomy.ijk_to_lps @ ijk1)[:3]
+
+
+def test_upper_abdomen_organs_lie_where_they_belong(chest_cta):
+    """A real chest CT reaches below the diaphragm: liver on the right, stomach (gas anterior) and spleen on
+    the left, visceral fat between them, the table behind the back. A model trained without them takes the
+    first soft-tissue organ under the diaphragm for heart."""
+    case = chest_cta
+    x_liver, x_stomach, x_spleen = (_centroid_lps(case, k)[0] for k in ("liver", "stomach", "spleen"))
+    assert x_liver < 0 < x_stomach, (x_liver, x_stomach)  # LPS: +x is the patient's left
+    assert x_spleen > 0 and _centroid_lps(case, "spleen")[1] > _centroid_lps(case, "stomach")[1]  # posterior
+    # under the heart: no abdominal organ above the lowest point of the ventricles
+    z = case.anatomy.ijk_to_lps[2, 3] + case.anatomy.spacing[2] * np.arange(case.anatomy.array.shape[0])
+    heart_bottom = z[np.nonzero(np.isin(case.anatomy.array, [L["left_ventricle_myocardium"],
+                                                             L["right_ventricle_myocardium"]]))[0].min()]
+    for key in ("stomach", "spleen", "bowel"):
+        assert z[np.nonzero(case.anatomy.array == L[key])[0].max()] < heart_bottom, key
+    hu, lab = case.image.array, case.anatomy.array
+    assert np.median(hu[lab == L["upper_abdomen"]]) < -30  # mostly visceral fat
+    assert 60 <= np.median(hu[lab == L["liver"]]) <= 150
+    gas = (lab == L["stomach"]) & (hu < -500)
+    if case.parameters["anatomy"]["abdomen"]["stomach"]["gas_mm"] > 5:
+        assert gas.any()
+        j_gas = np.nonzero(gas)[1].mean()
+        assert j_gas < np.nonzero(lab == L["stomach"])[1].mean()  # the gas floats anteriorly (supine)
+    # the table lies behind the back, outside the body
+    j_table = np.nonzero(lab == L["table"])[1]
+    j_skin = np.nonzero(lab == L["skin"])[1]
+    assert np.median(j_table) > np.median(j_skin)
+
+
 def test_whole_heart_labels_are_the_anatomy_structures(chest_cta):
     wh = chest_cta.task_labels("whole-heart").array
     for s in get_label_set("whole-heart").structures:

@@ -14,14 +14,14 @@ for which in ${WHICH[@]}; do
   case "$which" in
     localizer)  # stage 1 of the whole-heart paper's pipeline: find the heart in the whole scan
       "${CLI[@]}" --output "$OUT/whole-heart-localizer" --task whole-heart --network unet \
-        --spacing 6 --patch-size 48 --batch-size 2 --samples-per-case 2 --steps 2800 --max-minutes 9 \
-        --val-every 100 --train-cases 40 --val-seeds 200000-200003 --fov random \
+        --spacing 6 --patch-size 48 --batch-size 2 --samples-per-case 2 --steps 4500 --max-minutes 16 \
+        --val-every 250 --train-cases 60 --val-seeds 200000-200003 --fov random \
         --protocols cta:0.25,chest_contrast:0.25,gated_noncontrast:0.25,chest_noncontrast:0.25 \
         --synthseg-fraction 0.2 --seed 101 ;;
     whole-heart)  # stage 2: Dense V-Net on the region of interest
       "${CLI[@]}" --output "$OUT/whole-heart-densevnet" --task whole-heart --network densevnet \
-        --spacing 2 --patch-size 48 --batch-size 2 --samples-per-case 2 --steps 1800 --max-minutes 28 \
-        --val-every 200 --train-cases 48 --val-seeds 100000-100003 --fov cardiac \
+        --spacing 2 --patch-size 48 --batch-size 2 --samples-per-case 2 --steps 5000 --max-minutes 24 \
+        --val-every 500 --train-cases 60 --val-seeds 100000-100003 --fov cardiac \
         --protocols cta:0.35,chest_contrast:0.35,gated_noncontrast:0.15,chest_noncontrast:0.15 \
         --synthseg-fraction 0.1 --seed 202 ;;
     ima-aorta)  # the shipped model; a 1 mm / 48^3 variant (2500 steps) did worse (docs/segmentation.md)

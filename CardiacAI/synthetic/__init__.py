@@ -1,7 +1,7 @@
 """Synthetic, anatomically labelled chest and cardiac CT for training and testing (issue #3).
 
 Real annotated cardiac CT is not available to this project, so its models learn from this
-generator: analytic anatomy (body wall, lungs, spine, ribs, sternum, liver dome, the heart with
+generator: analytic anatomy (body wall, lungs, spine, ribs, sternum, upper abdomen, the heart with
 the 10 whole-heart structures, coronary arteries, internal mammary arteries, calcified plaques)
 rendered with CT physics for four protocols, or with SynthSeg-style random appearance.
 
@@ -11,6 +11,11 @@ rendered with CT physics for four protocols, or with SynthSeg-style random appea
 
 See docs/synthetic.md for the anatomy, the HU calibration against real scans and pictures.
 """
+
+#: Version of the generated cases (anatomy and physics): training caches are keyed on it, so bump it
+#: whenever the same seed would give a different case. 0.2: upper abdomen (liver lobes and veins,
+#: stomach, spleen, colon), scanner table, whole-chest field of view 6-14 cm below the diaphragm.
+__version__ = "0.2.0"
 
 from .anatomy_labels import ANATOMY_LABELS, LABEL_NAMES, TASKS, task_structures
 from .generator import FOVS, GeneratorConfig, SyntheticCase, generate_case

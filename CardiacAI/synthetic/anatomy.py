@@ -196,6 +196,21 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
     )
     p["pericardial_fat_mm"] = _u(rng, 1, 5)
     p["epicardial_fat_mm"] = _u(rng, 1, 3)
+    # Upper abdomen below the diaphragm (drawn last so the draws above stay as they were).
+    p["abdomen"] = dict(
+        liver_depth=_u(rng, 110, 170),        # right lobe: how far it reaches below the right dome (mm)
+        liver_tip_x=_u(rng, 15, 75),          # left lobe tip, mm left of the midline (anterior)
+        liver_left_depth=_u(rng, 35, 70),     # left lobe thickness below the left dome (mm)
+        hepatic_vein_angles=[_u(rng, -2.6, -1.9), _u(rng, -1.7, -1.2), _u(rng, -0.9, -0.3)],
+        stomach=dict(x=_u(rng, 40, 70), y=_u(rng, -35, 5), drop=_u(rng, 30, 55), semi=[_u(rng, 35, 55),
+                     _u(rng, 30, 50), _u(rng, 35, 60)], wall=_u(rng, 3, 6),
+                     gas_mm=float(rng.choice([0.0, _u(rng, 5, 45)], p=[0.25, 0.75]))),
+        spleen=dict(drop=_u(rng, 25, 60), semi=[_u(rng, 18, 28), _u(rng, 40, 60), _u(rng, 35, 55)],
+                    angle=_u(rng, 0.35, 0.8)),
+        colon=dict(drop=_u(rng, 55, 95), radius=_u(rng, 12, 22), gas=_u(rng, 0.3, 1.0),
+                   x_left=_u(rng, 50, 90), x_right=_u(rng, -60, 0), y=_u(rng, -0.75, -0.45)),
+        table=dict(gap=_u(rng, 0, 10), thickness=_u(rng, 3, 6), sag=_u(rng, 15, 40)),
+    )
     return p
 
 
@@ -413,9 +428,13 @@ def paint_anatomy(canvas: shapes.Canvas, p: dict) -> dict:
     dome = np.maximum(zl, zr)
     below = Z - dome
     abdomen = np.maximum(d_cavity, below)
-    canvas.paint_distance(abdomen, sl_full, L["upper_abdomen"], "abdomen")
-    canvas.paint_distance(np.maximum(abdomen, X - np.float32(25)), sl_full, L["liver"], "liver")
-    del abdomen
+    # The diaphragm (4 mm of muscle), then visceral fat around the organs, which are painted over
+    # it (the liver here, the rest in _paint_upper_abdomen).
+    canvas.paint_distance(abdomen, sl_full, L["upper_abdomen"], "muscle")
+    canvas.paint_distance(np.maximum(abdomen, below + np.float32(4.0)), sl_full, L["upper_abdomen"], "fat")
+    liver = _liver_sdf(p, X, Y, Z, abdomen, below, left_top, right_top)
+    canvas.paint_distance(liver, sl_full, L["liver"], "liver")
+    del abdomen, liver
 
     # Lungs: cavity above the diaphragm, lateral to the mediastinum, below the apex, around the
     # posterior mediastinum (spine, aorta, oesophagus).
@@ -475,7 +494,96 @@ def paint_anatomy(canvas: shapes.Canvas, p: dict) -> dict:
 
     info.update(_paint_heart(canvas, p, rng))
     _paint_imas(canvas, p, body, rng, info)
+    _paint_upper_abdomen(canvas, p, body, left_top, right_top)
+    _paint_table(canvas, p, z_lo, z_hi)
     return info
+
+
+# -- upper abdomen -----------------------------------------------------------------------------------
+# Real chest CTs reach 6-14 cm below the diaphragm: a liver with enhanced veins, the stomach with gas,
+# the spleen, the colon's splenic flexure, all in visceral fat. Without them a model meets its first
+# soft-tissue organ under the diaphragm on a real scan and may take it for heart.
+def _liver_sdf(p, X, Y, Z, abdomen, below, left_top, right_top):
+    """Signed distance (mm, approximate) of the liver: under the diaphragm (4 mm muscle between),
+    the right lobe reaching ``liver_depth`` below the right dome, the left lobe thinning towards a
+    tip ``liver_tip_x`` left of the midline, anteriorly."""
+    a, b = p["body"]["a"], p["body"]["b"]
+    q = p["abdomen"]
+    tip = np.float32(q["liver_tip_x"])
+    # left border: at the tip anteriorly, back to just right of the spine posteriorly
+    t_ap = np.clip((Y + np.float32(b)) / np.float32(1.6 * b), 0, 1)
+    left_border = X - (tip - (tip + np.float32(15)) * t_ap)
+    # inferior border: deep on the right, shallow at the left lobe
+    t_lr = np.clip((X + np.float32(0.8 * a)) / (tip + np.float32(0.8 * a)), 0, 1)
+    z_inf = (np.float32(right_top - q["liver_depth"]) * (1 - t_lr)
+             + np.float32(left_top - q["liver_left_depth"]) * t_lr)
+    inferior = np.float32(z_inf) - Z
+    return np.maximum(np.maximum(np.maximum(abdomen, below + np.float32(4.0)), left_border), inferior)
+
+
+def _paint_upper_abdomen(canvas, p, body: Body, left_top: float, right_top: float) -> None:
+    q = p["abdomen"]
+    a, b = p["body"]["a"], p["body"]["b"]
+    in_abdomen = tissue_lookup(["upper_abdomen"])
+    in_liver = tissue_lookup(["liver"])
+    # Hepatic veins: from the IVC just below the right dome into the liver (enhanced with the IVC).
+    ivc_top = np.array([p["points"]["ivc"][1][0], p["points"]["ivc"][1][1], right_top - 12.0])
+    for angle in q["hepatic_vein_angles"]:
+        direction = _unit([np.sin(angle), np.cos(angle) * 0.8, -0.35])
+        path = np.array([ivc_top, ivc_top + 45 * direction, ivc_top + 95 * direction + [0, 0, -15]])
+        curve = shapes.smooth_curve(path, 3.0)
+        radii = np.interp(np.linspace(0, 1, len(curve)), [0, 1], [6.0, 2.5])
+        canvas.paint_tube(curve, radii, L["liver"], "blood_ivc", only_over=in_liver)
+    # Stomach under the left dome: wall, contents, and gas anteriorly (the patient lies supine).
+    st = q["stomach"]
+    centre = np.array([st["x"], st["y"], left_top - st["drop"]])
+    semi = np.asarray(st["semi"], float)
+    lo, hi = centre - semi - 2, centre + semi + 2
+    below_dome = lambda X, Y, Z: Z - (np.float32(left_top - 6.0) - np.float32(70) * ((X - 50) / 100) ** 2
+                                      - np.float32(40) * (Y / 100) ** 2)
+    outer = shapes.intersect(shapes.ellipsoid(centre, np.eye(3), semi), below_dome)
+    canvas.paint(outer, lo, hi, L["stomach"], "muscle", only_over=in_abdomen)
+    over_stomach = tissue_lookup(["stomach"])
+    lumen = shapes.offset(outer, -st["wall"])
+    canvas.paint(lumen, lo, hi, L["stomach"], "stomach_content", only_over=over_stomach)
+    if st["gas_mm"] > 0:
+        level = centre[1] - semi[1] + st["gas_mm"]  # air-fluid level: a coronal plane
+        gas = shapes.intersect(lumen, shapes.halfspace([0, level, 0], [0, 1, 0]))
+        canvas.paint(gas, lo, hi, L["stomach"], "airway_air", only_over=over_stomach)
+    # Spleen: posterolateral on the left, along the ribs.
+    sp = q["spleen"]
+    c = np.array([0.62 * a, 0.45 * b, left_top - sp["drop"]])
+    ang = sp["angle"]
+    axes = np.array([[np.cos(ang), -np.sin(ang), 0], [np.sin(ang), np.cos(ang), 0], [0, 0, 1]])
+    lo, hi = shapes.ellipsoid_bounds(c, axes, sp["semi"])
+    canvas.paint(shapes.intersect(shapes.ellipsoid(c, axes, sp["semi"]), below_dome), lo, hi, L["spleen"], "liver",
+                 only_over=in_abdomen)
+    # Colon (splenic flexure and transverse colon): a gas-filled tube in front of the stomach.
+    co = q["colon"]
+    z_c = left_top - co["drop"]
+    path = np.array([[co["x_left"], 0.1 * b, z_c - 30], [co["x_left"] + 5, co["y"] * b * 0.6, z_c],
+                     [0.5 * (co["x_left"] + co["x_right"]), co["y"] * b, z_c - 10], [co["x_right"], co["y"] * b, z_c - 25]])
+    curve = shapes.smooth_curve(path, 3.0)
+    radius = np.full(len(curve), co["radius"])
+    canvas.paint_tube(curve, radius, L["bowel"], "muscle", only_over=in_abdomen)
+    canvas.paint_tube(curve, radius - 2.5, L["bowel"], "stomach_content", only_over=tissue_lookup(["bowel"]))
+    canvas.paint_tube(curve, (radius - 2.5) * co["gas"], L["bowel"], "airway_air", only_over=tissue_lookup(["bowel"]))
+
+
+def _paint_table(canvas, p, z_lo, z_hi) -> None:
+    """The scanner table under the patient's back: a shallow curved slab (outside the body)."""
+    t = p["abdomen"]["table"]
+    a, b = p["body"]["a"], p["body"]["b"]
+    y0 = b + t["gap"]  # top surface at the midline, just behind the back
+    half_w = a + 40.0
+    half_t = np.float32(t["thickness"] / 2)
+
+    def sdf(X, Y, Z):
+        surface = np.float32(y0) - np.float32(t["sag"]) * (X / np.float32(half_w)) ** 2  # curved up at the sides
+        return np.maximum(np.abs(Y - surface - half_t) - half_t, np.abs(X) - np.float32(half_w))
+
+    canvas.paint(sdf, [-half_w, y0 - t["sag"] - 2, z_lo], [half_w, y0 + t["thickness"] + 2, z_hi], L["table"], "table",
+                 only_over=tissue_lookup(["background"]))
 
 
 def _tube(canvas, rng, control, radius, label, tissue, tortuosity, step=3.0, **kw):

@@ -25,7 +25,7 @@ ANATOMY_LABELS: dict[str, int] = {
     "costal_cartilage": 12,
     "sternum": 13,
     "liver": 14,
-    "upper_abdomen": 15,             # other soft tissue below the diaphragm (stomach, spleen)
+    "upper_abdomen": 15,             # visceral fat and other tissue below the diaphragm
     "mediastinal_fat": 16,
     "pericardial_fat": 17,           # fat outside the pericardium
     "pericardium": 18,
@@ -55,6 +55,10 @@ ANATOMY_LABELS: dict[str, int] = {
     "aortic_wall_calcium": 42,
     "aortic_valve_calcium": 43,
     "mitral_annulus_calcium": 44,
+    "stomach": 45,                   # wall, contents and gas
+    "spleen": 46,
+    "bowel": 47,                     # colon (splenic flexure, transverse colon): wall, contents and gas
+    "table": 48,                     # the scanner table, outside the body
 }
 
 LABEL_NAMES: dict[int, str] = {v: k for k, v in ANATOMY_LABELS.items()}

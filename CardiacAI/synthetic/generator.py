@@ -113,8 +113,9 @@ def _field_of_view(p: dict, fov: str, rng: np.random.Generator) -> tuple[str, np
     if fov == "chest":
         dome_top = bottom - 4 + p["dome"]["right_rise"]
         apex = p["ribs"]["first_z"] + 25
-        lo = np.array([-a - 10, -b - 10, dome_top - rng.uniform(45, 75)])
-        hi = np.array([a + 10, b + 10, apex + rng.uniform(10, 30)])
+        # routine chest CT: from above the lung apices to 6-14 cm below the diaphragm, table included
+        lo = np.array([-a - 10, -b - 10, dome_top - rng.uniform(60, 140)])
+        hi = np.array([a + 10, b + 25, apex + rng.uniform(10, 30)])
     else:
         if fov == "cardiac":  # 200-250 mm reconstruction around the heart
             half = rng.uniform(100, 125)

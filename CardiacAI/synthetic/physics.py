@@ -42,6 +42,8 @@ _COMMON = {
     "csf": (10.0, 30.0),
     "esophagus": (35.0, 55.0),
     "pericardium": (25.0, 50.0),
+    "stomach_content": (0.0, 40.0),  # fluid and food
+    "table": (150.0, 450.0),         # carbon-fibre scanner table
 }
 
 _LITERATURE = {
@@ -58,7 +60,6 @@ _LITERATURE = {
         "blood_bcv_injected": (350.0, 1200.0),
         "myocardium": (90.0, 140.0),
         "liver": (60.0, 90.0),
-        "abdomen": (40.0, 70.0),
     },
     "gated_noncontrast": {
         **_COMMON,
@@ -66,7 +67,6 @@ _LITERATURE = {
                                       "blood_ivc", "blood_cs", "blood_vein", "blood_bcv_injected")},
         "myocardium": (35.0, 50.0),
         "liver": (50.0, 65.0),
-        "abdomen": (30.0, 50.0),
     },
 }
 
