@@ -143,6 +143,7 @@ def _cmd_segment(args) -> int:
 
     start = time.perf_counter()
     image = read_image(args.input, series_uid=args.series_uid)
+    read_s = time.perf_counter() - start
     backup = prepare_output_folder(args.output, overwrite=args.overwrite)
     cancel = threading.Event()
     last = [-1]
@@ -159,6 +160,7 @@ def _cmd_segment(args) -> int:
     except KeyboardInterrupt:
         cancel.set()
         raise
+    result.run["timings_s"] = {"read_s": round(read_s, 3), **result.run["timings_s"]}
     write_outputs(result, image, args.output, overview=not args.no_overview)
     for row in result.measurements:
         state = "present" if row["present"] else "ABSENT"

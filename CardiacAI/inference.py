@@ -99,8 +99,12 @@ def resample_labels_onto(labelmap: Image, reference: Image) -> Image:
     import SimpleITK as sitk
 
     pixel_type = sitk.sitkUInt8 if labelmap.array.max(initial=0) <= 255 else sitk.sitkUInt16
-    out = sitk.Resample(labelmap.to_sitk(), reference.to_sitk(), sitk.Transform(),
-                        sitk.sitkNearestNeighbor, 0.0, pixel_type)
+    # The reference grid by its geometry alone: reference.to_sitk() would copy the whole CT just
+    # to read its size, origin, spacing and direction.
+    out = sitk.Resample(labelmap.to_sitk(), [int(n) for n in reference.shape_ijk], sitk.Transform(),
+                        sitk.sitkNearestNeighbor, tuple(float(v) for v in reference.origin),
+                        tuple(float(v) for v in reference.spacing),
+                        tuple(float(v) for v in reference.direction.ravel()), 0.0, pixel_type)
     return reference.with_array(sitk.GetArrayFromImage(out), modality="", metadata={})
 
 
@@ -150,3 +154,24 @@ def sliding_window_logits(volume: np.ndarray, network, *, roi_size: Sequence[int
                                           mode="gaussian", padding_mode="replicate")
         probs = torch.softmax(logits, dim=1)[0]
     return probs.cpu().numpy()
+
+
+def labels_from_probabilities(probs: np.ndarray) -> np.ndarray:
+    """Label map (K, J, I) uint8 from class scores (C, K, J, I): the index of the largest score.
+
+    The same as ``probs.argmax(axis=0)`` (ties go to the lower class; NaN counts as largest), but
+    one class at a time: numpy's argmax along the first axis of a C-contiguous array steps
+    through memory C values apart and is 2-4x slower on a CT-sized grid.
+    """
+    probs = np.asarray(probs)
+    if probs.ndim != 4 or probs.shape[0] > 256:
+        raise InputError(f"expected class scores (C <= 256, K, J, I), got shape {probs.shape}")
+    best = probs[0].copy()
+    labels = np.zeros(probs.shape[1:], np.uint8)
+    for c in range(1, probs.shape[0]):
+        better = probs[c] > best
+        labels[better] = c
+        np.maximum(best, probs[c], out=best)
+    if np.isnan(best).any():  # NaN scores: numpy's own rule
+        return probs.argmax(axis=0).astype(np.uint8)
+    return labels

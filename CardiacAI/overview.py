@@ -19,8 +19,18 @@ from .io.atomic import atomic_output
 
 
 def _centre_of(mask: np.ndarray) -> tuple[int, int, int]:
-    idx = np.argwhere(mask)
-    return tuple(int(v) for v in np.round(idx.mean(axis=0)))  # (k, j, i)
+    """Rounded centroid (k, j, i) of a non-empty bool mask.
+
+    From the mask's projections on each axis (exact integer sums, so the same value as the mean
+    of ``np.argwhere(mask)``, without listing every voxel's indices).
+    """
+    count = int(np.count_nonzero(mask))
+    centre = []
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        per_index = np.count_nonzero(mask, axis=others)
+        centre.append(int(np.dot(per_index.astype(np.int64), np.arange(per_index.size, dtype=np.int64))) / count)
+    return tuple(int(v) for v in np.round(centre))  # (k, j, i)
 
 
 def render_overview(image: Image, path: str | Path, *, labelmap: Image | None = None, label_set=None,
@@ -92,6 +102,7 @@ def render_overview(image: Image, path: str | Path, *, labelmap: Image | None = 
     fig.suptitle((title + note).strip(), color="white", fontsize=12)
     fig.tight_layout(rect=(0, 0.08 if shown else 0, 1, 0.95))
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, facecolor="black", format="png")
+        # zlib level 1: the same pixels, written several times faster than at the default level 6
+        fig.savefig(tmp, dpi=dpi, facecolor="black", format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return Path(path)

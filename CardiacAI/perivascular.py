@@ -23,8 +23,12 @@ Method, on boolean masks in (k, j, i) order with anisotropic spacing handled in 
    ``body_mask`` and outside ``exclude_mask``.
 
 All of it runs in the vessel's bounding box grown by the largest region thickness, so the cost
-depends on the vessel, not on the CT grid (about 1 s for a 300-mL aorta with its arch on a
-512 x 512 x 133 grid, one CPU core). Measured on digitised straight tubes along k (radius 1-12 mm,
+depends on the vessel, not on the CT grid; vessel pieces far apart (e.g. scattered false-positive
+aorta pieces) are handled in boxes of their own, grouped so that the result is exactly that of one
+box around all of them (:func:`_clusters`). The distance to the wall is kept only for voxels within
+reach, never as a float64 map of the whole box. On LIDC-IDRI-0002 (512 x 512 x 261, 11 aorta
+pieces) this took the periaortic region from 11 s and 2.2 GB to about 2.5 s and 1 GB (2 busy CPU
+cores). Measured on digitised straight tubes along k (radius 1-12 mm,
 random sub-voxel axis positions, spacing 0.7 x 0.7 x 2.5 and 0.6 x 0.8 x 2.0 mm): the region
 reaches 3 radii from the axis to within -0.6/+0.6 mm, i.e. within one in-plane voxel.
 """
@@ -77,6 +81,14 @@ class _Region:
         return out
 
 
+def _distance_at(regions: list[_Region], coords: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Wall distance (mm) at full-grid coordinates from the nearest of several regions; inf outside all."""
+    out = np.full(coords[0].shape, np.inf)
+    for region in regions:
+        np.minimum(out, region.distance_at(coords), out=out)
+    return out
+
+
 def perivascular_region(vessel_mask: np.ndarray, spacing_ijk, *, body_mask: np.ndarray | None = None,
                         exclude_mask: np.ndarray | None = None,
                         min_diameter_mm: float = DEFAULT_MIN_DIAMETER_MM,
@@ -101,9 +113,8 @@ def perivascular_region(vessel_mask: np.ndarray, spacing_ijk, *, body_mask: np.n
     """
     vessel = _mask(vessel_mask, "vessel_mask")
     out = np.zeros(vessel.shape, bool)
-    region = _region(vessel, spacing_ijk, _mask(body_mask, "body_mask", vessel.shape),
-                     _mask(exclude_mask, "exclude_mask", vessel.shape), min_diameter_mm, max_distance_mm)
-    if region is not None:
+    for region in _regions(vessel.view(np.uint8), 1, spacing_ijk, _mask(body_mask, "body_mask", vessel.shape),
+                           _mask(exclude_mask, "exclude_mask", vessel.shape), min_diameter_mm, max_distance_mm):
         region.paste(out)
     return out
 
@@ -167,19 +178,28 @@ def add_perivascular_regions(labelmap, label_set=None, body_mask: np.ndarray | N
     if extra is not None:
         protected |= extra
 
-    aortic = _region(out == values[AORTA_KEY], spacing, body, protected, min_diameter_mm, max_distance_mm)
-    ima_regions = [r for r in (_region(out == values[key], spacing, body, protected, min_diameter_mm,
-                                       max_distance_mm) for key in IMA_KEYS) if r is not None]
+    # one pass over the grid for every vessel's bounding box
+    vessel_boxes = ndi.find_objects(out, max_label=max(values[AORTA_KEY], *(values[k] for k in IMA_KEYS)))
+
+    def regions_of(key):
+        value = values[key]
+        box = vessel_boxes[value - 1] if value <= len(vessel_boxes) else None
+        if box is None:
+            return []
+        return _regions(out, value, spacing, body, protected, min_diameter_mm, max_distance_mm, vessel_box=box)
+
+    aortic = regions_of(AORTA_KEY)
+    ima_regions = [r for key in IMA_KEYS for r in regions_of(key)]
     peri_ima = np.zeros(out.shape, bool)
     for region in ima_regions:
         region.paste(peri_ima)
     periaortic = np.zeros(out.shape, bool)
-    if aortic is not None:
-        aortic.paste(periaortic)
+    for region in aortic:
+        region.paste(periaortic)
     both = np.nonzero(peri_ima & periaortic)
     if both[0].size:
-        ima_distance = np.min([r.distance_at(both) for r in ima_regions], axis=0)
-        aortic_nearer = aortic.distance_at(both) <= ima_distance
+        ima_distance = _distance_at(ima_regions, both)
+        aortic_nearer = _distance_at(aortic, both) <= ima_distance
         peri_ima[tuple(c[aortic_nearer] for c in both)] = False
         periaortic[tuple(c[~aortic_nearer] for c in both)] = False
     out[peri_ima] = values[PERI_IMA_KEY]
@@ -190,8 +210,18 @@ def add_perivascular_regions(labelmap, label_set=None, body_mask: np.ndarray | N
 # -- the computation -------------------------------------------------------------------------------------
 
 
-def _region(vessel: np.ndarray, spacing_ijk, body: np.ndarray | None, exclude: np.ndarray | None,
-            min_diameter_mm: float, max_distance_mm: float) -> _Region | None:
+def _regions(labels: np.ndarray, value: int, spacing_ijk, body: np.ndarray | None, exclude: np.ndarray | None,
+             min_diameter_mm: float, max_distance_mm: float, *, vessel_box: tuple[slice, ...] | None = None,
+             split: bool = True) -> list[_Region]:
+    """The perivascular region of the vessel ``labels == value``, as regions in disjoint boxes.
+
+    ``labels``: integer array (K, J, I); ``vessel_box``: its bounding box of ``value`` when known.
+    With ``split`` (the default) vessel pieces far apart are computed in boxes of their own: the
+    distance maps then cover the pieces' neighbourhoods instead of the box around all of them
+    (scattered false-positive pieces otherwise make it most of the scan). Pieces are grouped so
+    that no step can tell the difference (see :func:`_clusters`): the result is the same as with
+    ``split=False``, one box around the whole vessel.
+    """
     spacing = np.asarray(spacing_ijk, float).ravel()
     if spacing.size != 3 or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
         raise InputError(f"spacing must be 3 positive numbers (i, j, k) in mm, got {spacing_ijk}")
@@ -199,49 +229,141 @@ def _region(vessel: np.ndarray, spacing_ijk, body: np.ndarray | None, exclude: n
         raise InputError(f"need 0 < min_diameter_mm <= max_distance_mm (finite), got {min_diameter_mm} "
                          f"and {max_distance_mm}")
     sampling = spacing[::-1]  # (k, j, i)
-    boxes = ndi.find_objects(vessel.view(np.uint8))
-    if not boxes or boxes[0] is None:
-        return None
-    vessel_box = boxes[0]
+    shape = labels.shape
+    if vessel_box is None:
+        boxes = ndi.find_objects(labels, max_label=value)
+        vessel_box = boxes[value - 1] if len(boxes) >= value else None
+        if vessel_box is None:
+            return []
 
     # Diameters on the vessel's own box plus one voxel (within the grid: a vessel cut by the edge
     # of the scan must not look narrow there).
-    inner = _grow(vessel_box, [1, 1, 1], vessel.shape)
-    v_in = vessel[inner]
+    inner = _grow(vessel_box, [1, 1, 1], shape)
+    v_in = labels[inner] == value
+    whole = tuple(slice(0, n) for n in v_in.shape)
+    pieces = _piece_boxes(v_in) if split else [whole]  # in v_in's frame
     if v_in.all():  # no wall inside the grid at all: the diameter is unknown, take the largest
         radius = np.full(v_in.shape, max_distance_mm / 2.0, np.float32)
     else:
-        depth = ndi.distance_transform_edt(v_in, sampling=sampling)
-        radius = _local_thickness_radius(depth, v_in, sampling)
-        del depth
+        # A ball of the local thickness reaches at most about three half voxel diagonals beyond its
+        # piece's wall: pieces closer than this margin (with room to spare) are computed together.
+        half_diagonal = float(np.linalg.norm(sampling)) / 2.0
+        ball_margin = [int(math.ceil((4.0 * half_diagonal + float(sampling.min())) / s)) + 2 for s in sampling]
+        radius = np.zeros(v_in.shape, np.float32)
+        for cluster in _clusters(pieces, ball_margin, v_in.shape):
+            box = _grow(cluster, [1, 1, 1], v_in.shape)
+            v_box = v_in[box]
+            depth = ndi.distance_transform_edt(v_box, sampling=sampling)
+            np.maximum(radius[box], _local_thickness_radius(depth, v_box, sampling), out=radius[box])
+            del depth
     vessel_diameter = np.clip(2.0 * radius, min_diameter_mm, max_distance_mm)
     del radius
 
-    # The region, on the vessel box grown by the largest thickness (plus the half voxel).
+    # The region, around each group of pieces, in its box grown by the largest thickness (plus the half voxel).
     reach_mm = float(vessel_diameter[v_in].max()) + float(sampling.max())
-    outer = _grow(vessel_box, [int(math.ceil(reach_mm / s)) + 1 for s in sampling], vessel.shape)
-    v_out = vessel[outer]
-    distance, nearest_wall = ndi.distance_transform_edt(~v_out, sampling=sampling, return_indices=True)
-    candidate = ~v_out & (distance <= reach_mm)
-    if body is not None:
-        candidate &= body[outer]
-    if exclude is not None:
-        candidate &= ~exclude[outer]
-    points = np.nonzero(candidate)
-    feet = nearest_wall[(slice(None), *points)]
+    margin = [int(math.ceil(reach_mm / s)) + 1 for s in sampling]
+    if split:
+        offset_in = np.array([b.start for b in inner])
+        in_grid = [tuple(slice(int(a.start + o), int(a.stop + o)) for a, o in zip(piece, offset_in))
+                   for piece in pieces]
+        outer_boxes = [_grow(c, margin, shape) for c in _clusters(in_grid, margin, shape)]
+    else:
+        outer_boxes = [_grow(vessel_box, margin, shape)]
+    regions = []
+    for outer in outer_boxes:
+        region = _region_in_box(labels, value, outer, inner, vessel_diameter, reach_mm, sampling, body, exclude)
+        if region is not None:
+            regions.append(region)
+    return regions
+
+
+def _region_in_box(labels, value, outer, inner, vessel_diameter, reach_mm, sampling, body, exclude) -> _Region | None:
+    """The region inside ``outer``: every voxel within its nearest wall voxel's local diameter."""
+    v_out = labels[outer] == value
+    feet_map = ndi.distance_transform_edt(~v_out, sampling=sampling, return_distances=False, return_indices=True)
+    # distance_transform_edt's own distance formula, a few slices at a time, kept only for the
+    # candidates (within reach): a float64 map of the whole box is not needed.
+    chunk = max(1, 2_000_000 // max(1, v_out.shape[1] * v_out.shape[2]))
+    point_parts, distance_parts = [], []
+    for k0 in range(0, v_out.shape[0], chunk):
+        k1 = min(k0 + chunk, v_out.shape[0])
+        grid = np.ogrid[k0:k1, 0:v_out.shape[1], 0:v_out.shape[2]]
+        squared = None
+        for axis in range(3):
+            d = (feet_map[axis, k0:k1] - grid[axis].astype(np.int32)).astype(np.float64)
+            d *= sampling[axis]
+            np.multiply(d, d, d)
+            squared = d if squared is None else np.add(squared, d, out=squared)
+        distance = np.sqrt(squared)
+        candidate = ~v_out[k0:k1] & (distance <= reach_mm)
+        if body is not None:
+            candidate &= body[outer][k0:k1]
+        if exclude is not None:
+            candidate &= ~exclude[outer][k0:k1]
+        points = np.nonzero(candidate)
+        distance_parts.append(distance[points])
+        point_parts.append((points[0] + k0, points[1], points[2]))
+        del distance, squared, candidate
+    points = tuple(np.concatenate([p[a] for p in point_parts]) for a in range(3))
+    wall_distance = np.concatenate(distance_parts)
+    if wall_distance.size == 0:
+        return None
+    feet = feet_map[(slice(None), *points)]
+    del feet_map
     offset = np.array([o.start - i.start for o, i in zip(outer, inner)])[:, None]
     local_diameter = vessel_diameter[tuple(feet + offset)]
-    wall_distance = distance[points]
     # the half-voxel correction (at most half the largest spacing) only matters near the boundary
     band = (wall_distance > local_diameter) & (wall_distance - float(sampling.max()) / 2.0 <= local_diameter)
     wall_distance[band] -= _half_voxel_towards(np.stack([p[band] for p in points]), feet[:, band], sampling)
     keep = wall_distance <= local_diameter
+    if not keep.any():
+        return None
     mask = np.zeros(v_out.shape, bool)
     kept = tuple(p[keep] for p in points)
     mask[kept] = True
     wall = np.full(v_out.shape, np.inf, np.float32)
     wall[kept] = wall_distance[keep]
     return _Region(outer, mask, wall)
+
+
+def _piece_boxes(mask: np.ndarray) -> list[tuple[slice, ...]]:
+    """Bounding boxes of the 26-connected pieces of a bool mask."""
+    pieces, count = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
+    return [b for b in ndi.find_objects(pieces) if b is not None]
+
+
+#: Above this many pieces, grouping them costs more than it saves: one box for all.
+MAX_PIECES_TO_GROUP = 2000
+
+
+def _clusters(boxes: list[tuple[slice, ...]], margin: list[int], shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    """Group boxes whose ``margin``-grown boxes (within ``shape``) overlap, until no two groups' do.
+
+    Returns the bounding box of each group. Two groups then lie more than ``margin`` voxels apart
+    along some axis: a voxel within ``margin`` of one group is farther than ``margin`` from every
+    other, so a distance map computed per group agrees with one over all of them wherever a
+    distance up to ``margin`` matters.
+    """
+    if not boxes:
+        return []
+    lo = np.array([[b.start for b in box] for box in boxes])
+    hi = np.array([[b.stop for b in box] for box in boxes])
+    if len(boxes) > MAX_PIECES_TO_GROUP:
+        return [tuple(slice(int(a), int(b)) for a, b in zip(lo.min(axis=0), hi.max(axis=0)))]
+    from scipy.sparse.csgraph import connected_components
+
+    m = np.asarray(margin)
+    limit = np.asarray(shape)
+    while True:
+        glo = np.maximum(lo - m, 0)
+        ghi = np.minimum(hi + m, limit)
+        overlap = np.all((glo[:, None, :] < ghi[None, :, :]) & (glo[None, :, :] < ghi[:, None, :]), axis=2)
+        count, group = connected_components(overlap, directed=False)
+        if count == len(lo):
+            break
+        lo = np.array([lo[group == g].min(axis=0) for g in range(count)])
+        hi = np.array([hi[group == g].max(axis=0) for g in range(count)])
+    return [tuple(slice(int(a), int(b)) for a, b in zip(l, h)) for l, h in zip(lo, hi)]
 
 
 def _local_thickness_radius(depth: np.ndarray, vessel: np.ndarray, sampling: np.ndarray) -> np.ndarray:
@@ -260,22 +382,29 @@ def _local_thickness_radius(depth: np.ndarray, vessel: np.ndarray, sampling: np.
     noise = float(np.min(sampling)) / 2.0
     order = np.argsort(-radii, kind="stable")
     radius = np.zeros(depth.shape, np.float32)
-    shape = np.array(depth.shape)
-    for index in order:
-        voxel = tuple(int(c[index]) for c in centres)
-        if radii[index] < 0.5 * radius[voxel]:
+    # Every ball's centre, reach and index box at once (the loop below only paints).
+    voxels = np.stack(centres) if centres[0].size else np.zeros((3, 0), np.intp)
+    centre_mm = voxels * sampling[:, None] + offsets
+    reach = radii + noise
+    lo = np.maximum(np.floor((centre_mm - reach) / sampling[:, None]).astype(int), 0)
+    hi = np.minimum(np.ceil((centre_mm + reach) / sampling[:, None]).astype(int) + 1, np.array(depth.shape)[:, None])
+    usable = np.all(hi > lo, axis=0)
+    voxel_list, lo_list, hi_list = voxels.T.tolist(), lo.T.tolist(), hi.T.tolist()
+    for index in order.tolist():
+        k0, j0, i0 = voxel_list[index]
+        if radii[index] < 0.5 * float(radius[k0, j0, i0]):
             continue  # a small ball inside a much larger one (wall-side ridge voxel): adds nothing useful
-        centre_mm = np.array(voxel) * sampling + offsets[:, index]
-        reach = float(radii[index]) + noise
-        lo = np.maximum(np.floor((centre_mm - reach) / sampling).astype(int), 0)
-        hi = np.minimum(np.ceil((centre_mm + reach) / sampling).astype(int) + 1, shape)
-        if np.any(hi <= lo):
+        if not usable[index]:
             continue
-        box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
-        k, j, i = (np.arange(a, b) * s - c for a, b, c, s in zip(lo, hi, centre_mm, sampling))
-        inside = (k[:, None, None] ** 2 + j[None, :, None] ** 2 + i[None, None, :] ** 2) <= reach * reach
-        target = radius[box]
-        target[inside & vessel[box] & (target == 0)] = radii[index]
+        (ka, ja, ia), (kb, jb, ib) = lo_list[index], hi_list[index]
+        ck, cj, ci = centre_mm[:, index]
+        k = np.arange(ka, kb) * sampling[0] - ck
+        j = np.arange(ja, jb) * sampling[1] - cj
+        i = np.arange(ia, ib) * sampling[2] - ci
+        r = float(reach[index])
+        inside = (k[:, None, None] ** 2 + j[None, :, None] ** 2 + i[None, None, :] ** 2) <= r * r
+        target = radius[ka:kb, ja:jb, ia:ib]
+        target[inside & vessel[ka:kb, ja:jb, ia:ib] & (target == 0)] = radii[index]
     return np.maximum(radius, depth.astype(np.float32) * vessel)
 
 

@@ -96,3 +96,17 @@ def test_cancel_stops_inference():
 def test_device_choice_says_why_cpu():
     choice = choose_device(prefer_gpu=False)
     assert choice.device == "cpu" and "switched off" in choice.reason and not choice.mixed_precision
+
+
+def test_labels_from_probabilities_is_argmax_with_numpys_ties_and_nan():
+    from CardiacAI.inference import labels_from_probabilities
+
+    rng = np.random.default_rng(4)
+    probs = rng.random((6, 7, 9, 11)).astype(np.float32)
+    probs[2, :3] = probs[4, :3]  # ties: the lower class wins
+    probs[:, 5, 5, 5] = probs[3, 5, 5, 5]  # all equal: class 0
+    labels = labels_from_probabilities(probs)
+    assert labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels, probs.argmax(axis=0))
+    probs[4, 1, 1, 1] = np.nan
+    np.testing.assert_array_equal(labels_from_probabilities(probs), probs.argmax(axis=0))

@@ -53,3 +53,14 @@ def test_patient_left_is_shown_on_the_viewer_right(tmp_path):
         axial = png[: int(png.shape[0] * 0.85), : png.shape[1] // 3]
         hits = np.argwhere(np.abs(axial - np.array(ls.by_key("aorta").color)).max(axis=-1) < 0.03)
         assert hits.size and hits[:, 1].mean() > axial.shape[1] / 2, f"direction sign {sign}"
+
+
+def test_views_pass_through_the_centroid_of_the_labelled_voxels():
+    from CardiacAI.overview import _centre_of
+
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        mask = np.zeros((30, 80, 90), bool)
+        mask[rng.integers(0, 30, 40), rng.integers(0, 80, 40), rng.integers(0, 90, 40)] = True
+        mask[5:9, 10:60, 70:88] = True
+        assert _centre_of(mask) == tuple(int(v) for v in np.round(np.argwhere(mask).mean(axis=0)))

@@ -151,3 +151,43 @@ def test_add_perivascular_regions_for_the_ima_aorta_label_set():
 
     with pytest.raises(InputError):
         add_perivascular_regions(labelmap, labels)  # a plain array needs spacing
+
+
+def test_scattered_vessel_pieces_give_the_same_region_as_one_box_around_them():
+    """Pieces far apart are computed in boxes of their own (much less work when false positives are
+    scattered over the scan); the region must be exactly the one computed in one box around all."""
+    from scipy import ndimage as ndi
+
+    from CardiacAI.perivascular import _regions
+
+    rng = np.random.default_rng(5)
+    spacing = (0.7, 0.7, 2.5)
+    several_boxes = 0
+    for trial in range(6):
+        shape = (30, 160, 160)
+        labelmap = np.zeros(shape, np.uint8)
+        labelmap[rng.random(shape) < 0.000002 * (1 + trial % 3)] = 4
+        labelmap = ndi.grey_dilation(labelmap, size=(1 + trial % 2, 5 + trial % 4, 5))
+        labelmap[ball(labelmap.shape, (15, 80, 80), 9.0, spacing)] = 4  # and one real vessel-sized piece
+        for centre in ((5, 25, 25), (20, 135, 30), (10, 30, 135), (25, 135, 135)):  # pieces far apart
+            labelmap[ball(labelmap.shape, centre, 2.0 + trial % 3, spacing)] = 4
+        body = np.ones(shape, bool)
+        body[:, :20] = False
+        for max_distance in (6.0, 40.0):
+            split = _regions(labelmap, 4, spacing, body, labelmap != 0, 1.0, max_distance)
+            whole = _regions(labelmap, 4, spacing, body, labelmap != 0, 1.0, max_distance, split=False)
+            assert len(whole) == 1
+            several_boxes += len(split) > 1
+            a, b = np.zeros(shape, bool), np.zeros(shape, bool)
+            for region in split:
+                region.paste(a)
+            whole[0].paste(b)
+            np.testing.assert_array_equal(a, b)
+            assert a.any()
+    assert several_boxes >= 4  # the split path was really taken
+
+
+def ball(shape, centre_kji, radius_mm, spacing_ijk):
+    k, j, i = np.indices(shape, dtype=float)
+    return (((k - centre_kji[0]) * spacing_ijk[2]) ** 2 + ((j - centre_kji[1]) * spacing_ijk[1]) ** 2
+            + ((i - centre_kji[2]) * spacing_ijk[0]) ** 2) <= radius_mm ** 2

@@ -203,3 +203,67 @@ def test_real_ct_body_mask_and_truncated_aorta(lidc1_image):
     presence = structure_presence(labelmap, labels, image, min_volume_ml=10.0)
     assert presence["aorta"].present and presence["aorta"].reason == TRUNCATED_REASON
     assert presence["left_internal_mammary_artery"].reason == "not found"
+
+
+def _edge_zone_by_distance_map(fov, spacing_kji, margin_mm):
+    """The edge zone as structure_presence defines it, computed the direct way (distance map of the crop)."""
+    from scipy import ndimage as ndi
+
+    if not fov.any():
+        return np.ones_like(fov)
+    outermost = fov & ~ndi.binary_erosion(fov, structure=ndi.generate_binary_structure(3, 1), border_value=1)
+    near = ndi.distance_transform_edt(fov, sampling=spacing_kji) <= margin_mm if margin_mm > 0 else False
+    return ~fov | outermost | near
+
+
+@pytest.mark.parametrize("spacing_ijk, margin_mm", [((0.7, 0.7, 2.5), 2.0), ((1.0, 1.0, 1.0), 2.0),
+                                                    ((0.6, 0.8, 1.25), 3.3), ((0.7, 0.7, 2.5), 0.0)])
+def test_edge_zone_count_equals_the_distance_map_definition(spacing_ijk, margin_mm):
+    """structure_presence counts edge voxels at the structure's voxels only; the count must equal
+    the definition (FOV outside, its outer face layer, within margin_mm by distance map)."""
+    from CardiacAI.postprocess import _count_in_edge_zone
+
+    rng = np.random.default_rng(7)
+    spacing_kji = np.asarray(spacing_ijk, float)[::-1]
+    pad = [int(np.ceil(margin_mm / s)) + 1 for s in spacing_kji]
+    for _ in range(5):
+        shape = (14, 40, 40)
+        outside = rng.random(shape) < 0.01  # scattered padding voxels...
+        outside[:, :, :6] = True  # ...and a padded border
+        outside[:, 20:26, 20:26] |= rng.random((14, 6, 6)) < 0.5
+        crop = np.ones([n + 2 * p for n, p in zip(shape, pad)], bool)  # beyond the grid counts as outside
+        crop[pad[0]:pad[0] + shape[0], pad[1]:pad[1] + shape[1], pad[2]:pad[2] + shape[2]] = outside
+        structure = rng.random(shape) < 0.3
+        voxels = [v + p for v, p in zip(np.nonzero(structure), pad)]
+        expected = int(np.count_nonzero(_edge_zone_by_distance_map(~crop, spacing_kji, margin_mm)[tuple(voxels)]))
+        assert _count_in_edge_zone(crop, voxels, spacing_kji, margin_mm) == expected
+        assert 0 < expected < len(voxels[0])  # the case is not trivial
+
+
+def test_clean_labelmap_equals_its_three_steps_in_turn():
+    """clean_labelmap shares one copy and one bounding-box pass between its steps; the result must be
+    what keep_largest_component, remove_small_components and fill_holes give one after the other."""
+    from scipy import ndimage as ndi
+
+    from CardiacAI.postprocess import ANATOMY_RULES
+
+    rng = np.random.default_rng(11)
+    for task in ("whole-heart", "ima-aorta"):
+        labels = get_label_set(task)
+        for _ in range(3):
+            shape = (24, 50, 50)
+            labelmap = np.zeros(shape, np.uint8)
+            for s in labels.structures:
+                seeds = rng.random(shape) < 0.0008
+                blob = ndi.binary_dilation(seeds, iterations=int(rng.integers(1, 4)))
+                blob &= ~ndi.binary_erosion(blob, iterations=1) if rng.random() < 0.5 else blob  # hollow ones
+                labelmap[blob & (labelmap == 0)] = s.value
+            largest = [s.value for s in labels.structures if ANATOMY_RULES[s.key][0] == "largest"]
+            minimum = {s.value: ANATOMY_RULES[s.key][1] for s in labels.structures
+                       if ANATOMY_RULES[s.key][0] == "components"}
+            fill = [s.value for s in labels.structures if ANATOMY_RULES[s.key][0] != "none"]
+            expected = fill_holes(remove_small_components(keep_largest_component(labelmap, largest), list(minimum),
+                                                          SPACING_IJK, minimum), fill)
+            result = clean_labelmap(labelmap, labels, SPACING_IJK)
+            np.testing.assert_array_equal(result, expected)
+            assert not np.array_equal(result, labelmap)  # the rules did something

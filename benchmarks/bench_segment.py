@@ -3,13 +3,16 @@
 Each run is a fresh process (`cardiacai segment ... --overwrite`), so the time includes Python and
 torch start-up as a user sees it, and the peak resident memory (RSS) is that process's alone.
 Usage: python benchmarks/bench_segment.py [--repeats 3] [--tasks whole-heart ima-aorta] [--cases ...]
-Prints per task and case: median wall-clock (s), min/max, median peak RSS (MB), and the machine.
+Prints per task and case: median wall-clock (s), min/max, median peak RSS (MB), the median of each
+stage time the run wrote to run.json (reading, library imports, model loading, inference,
+post-processing, writing), and the machine.
 Not a test: timings depend on the machine and what else runs on it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import statistics
 import subprocess
@@ -50,14 +53,19 @@ def main() -> None:
             if not case.is_dir():
                 print(f"{task} {name}: not found at {case}")
                 continue
-            walls, peaks = [], []
+            walls, peaks, stages = [], [], {}
             with tempfile.TemporaryDirectory() as tmp:
                 for _ in range(args.repeats):
                     wall, peak = run_once(task, case, Path(tmp) / "out", extra)
                     walls.append(wall)
                     peaks.append(peak)
+                    run = json.loads((Path(tmp) / "out" / "run.json").read_text())
+                    for stage, seconds in run["timings_s"].items():
+                        stages.setdefault(stage, []).append(seconds)
             print(f"{task:12s} {name}: median {statistics.median(walls):.2f} s (min {min(walls):.2f}, "
                   f"max {max(walls):.2f}, n={len(walls)}), peak RSS {max(peaks):.0f} MB")
+            print("    stages (median s): " + ", ".join(f"{stage} {statistics.median(values):.2f}"
+                                                      for stage, values in stages.items()))
 
 
 if __name__ == "__main__":

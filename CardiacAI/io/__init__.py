@@ -6,6 +6,8 @@ Public API
   in HU with LPS geometry (checked with :func:`~CardiacAI.image.check_ct_volume`).
 - :func:`list_dicom_series` / :class:`SeriesInfo` - the series in a DICOM folder.
 - :func:`write_image`, :func:`write_labelmap`, :func:`read_labelmap` - volume files, written atomically.
+- :func:`write_seg_nrrd` - a label map as a 3D Slicer ``.seg.nrrd`` without Slicer's libraries
+  (:mod:`CardiacAI.io.seg_nrrd`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..errors import InputError, UnsupportedFormatError
 from ..image import Image, check_ct_volume
 from .atomic import atomic_output, full_suffix
 from .dicom import ProgressCallback, SeriesInfo, choose_series, list_dicom_series, read_dicom
+from .seg_nrrd import write_seg_nrrd
 from .volume_files import READ_FORMATS, WRITE_FORMATS, read_labelmap, read_volume, volume_format, write_image, write_labelmap
 
 #: Extensions taken as DICOM without looking inside (DICOM files often have no extension at all).
@@ -95,6 +98,7 @@ __all__ = [
     "write_image",
     "write_labelmap",
     "read_labelmap",
+    "write_seg_nrrd",
     "atomic_output",
     "READ_FORMATS",
     "WRITE_FORMATS",

@@ -645,6 +645,15 @@ def _slice_hu(ds, rows: int, columns: int) -> np.ndarray:
 
 def _hu_volume(slices: list[np.ndarray]) -> np.ndarray:
     """Stack slices (k, j, i) as int16 when all values are integers within int16, else float32."""
+    if slices and all(np.issubdtype(s.dtype, np.integer) and s.size for s in slices):
+        # The usual CT: check the range slice by slice and fill an int16 volume directly (no
+        # int32/int64 copy of the whole volume: 4-8 bytes a voxel, then one more pass to convert).
+        low, high = np.iinfo(np.int16).min, np.iinfo(np.int16).max
+        if min(int(s.min()) for s in slices) >= low and max(int(s.max()) for s in slices) <= high:
+            volume = np.empty((len(slices), *slices[0].shape), np.int16)
+            for k, hu in enumerate(slices):
+                volume[k] = hu
+            return volume
     volume = np.stack(slices)
     if np.issubdtype(volume.dtype, np.integer):
         if volume.size and volume.min() >= np.iinfo(np.int16).min and volume.max() <= np.iinfo(np.int16).max:
