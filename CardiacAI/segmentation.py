@@ -32,7 +32,13 @@ import numpy as np
 from . import __version__
 from .errors import InputError, OperationCancelled
 from .image import Image, check_ct_volume
-from .inference import ProgressCallback, choose_device, resample_labels_onto, sliding_window_logits
+from .inference import (
+    ProgressCallback,
+    choose_device,
+    labels_from_probabilities,
+    resample_labels_onto,
+    sliding_window_logits,
+)
 from .io.atomic import atomic_output
 from .labels import LabelSet, get_label_set
 from .postprocess import Presence
@@ -120,7 +126,7 @@ def predict_labels(image: Image, entry, network, device, *, progress: ProgressCa
     probs = sliding_window_logits(volume, network, roi_size=window, device=device,
                                   overlap=float(entry.card["input"].get("sliding_window_overlap", 0.25)),
                                   progress=progress, cancel=cancel, progress_range=progress_range)
-    labels = probs.argmax(axis=0).astype(np.uint8)
+    labels = labels_from_probabilities(probs)
     return resample_labels_onto(grid.with_array(labels, modality="", metadata={}), image)
 
 
@@ -146,6 +152,51 @@ def crop_box_around(labels: np.ndarray, spacing_ijk, margin_mm: float) -> tuple[
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))  # type: ignore[return-value]
 
 
+#: Whole-heart structures that make the heart itself; the great vessels run far beyond it.
+CHAMBER_KEYS = ("left_atrium", "left_ventricle_cavity", "left_ventricle_myocardium", "right_atrium",
+                "right_ventricle_cavity")
+
+
+def cap_box(box: tuple[slice, slice, slice], centre_kji, spacing_ijk, max_size_mm: float,
+            shape_kji) -> tuple[slice, slice, slice]:
+    """Shrink each axis of a (k, j, i) index box to at most ``max_size_mm`` around ``centre_kji``.
+
+    An axis already within the limit is kept as it is; a longer one becomes the ``max_size_mm`` window
+    centred on the centre voxel, shifted to stay inside both the box and the image ``shape_kji``.
+    """
+    out = []
+    for sl, c, step, n in zip(box, centre_kji, np.asarray(spacing_ijk, float)[::-1], shape_kji):
+        width = int(np.ceil(max_size_mm / step))
+        if sl.stop - sl.start <= width:
+            out.append(sl)
+            continue
+        lo = int(round(c - width / 2))
+        lo = min(max(lo, sl.start), sl.stop - width)
+        out.append(slice(max(lo, 0), min(lo + width, n)))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def region_of_interest(coarse: np.ndarray, label_set: LabelSet, spacing_ijk, margin_mm: float,
+                       max_size_mm: float | None = None) -> tuple[slice, slice, slice] | None:
+    """The (k, j, i) index box the second stage segments, from a localiser's label map (K, J, I).
+
+    The bounding box of the largest connected body of the localiser's labels (:func:`heart_region`)
+    plus ``margin_mm``; with ``max_size_mm``, each axis is capped at that length (mm) around the
+    centroid of the chambers (:data:`CHAMBER_KEYS`) inside that body. The cap follows the whole-heart
+    paper, whose localiser centres a fixed-size region on the aortic valve: a localiser that bleeds
+    into the liver or the neck then still gives a box that holds the heart and stays small enough
+    to segment in about a second. None when the localiser found nothing.
+    """
+    body = heart_region(coarse)
+    box = crop_box_around(body, spacing_ijk, margin_mm)
+    if box is None or max_size_mm is None:
+        return box
+    chamber_values = [s.value for s in label_set.structures if s.key in CHAMBER_KEYS]
+    chambers = body & np.isin(coarse, chamber_values)
+    centre = np.argwhere(chambers if chambers.any() else body).mean(axis=0)
+    return cap_box(box, centre, spacing_ijk, max_size_mm, coarse.shape)
+
+
 def crop_image(image: Image, box: tuple[slice, slice, slice]) -> Image:
     """The sub-volume ``image.array[box]`` with its origin moved so every voxel keeps its LPS position."""
     k0, j0, i0 = (s.start for s in box)
@@ -157,16 +208,21 @@ def crop_image(image: Image, box: tuple[slice, slice, slice]) -> Image:
 def measure_structures(image: Image, labelmap: Image, label_set: LabelSet,
                        presence: dict[str, Presence]) -> list[dict[str, Any]]:
     """Per-structure volume (mL), LV myocardial mass (g, 1.05 g/mL) and HU mean/SD of the input CT."""
+    from scipy import ndimage as ndi
+
     from .metrics import myocardial_mass_g
 
     lab = labelmap.array
-    counts = np.bincount(lab.ravel(), minlength=max(label_set.values) + 1)
     hu = image.array
+    # Each structure inside its own bounding box: the same voxels, in the same order, as a
+    # comparison over the whole grid, at a fraction of the cost.
+    boxes = ndi.find_objects(lab, max_label=max(label_set.values)) if lab.size and lab.max() > 0 else []
     rows = []
     for s in label_set.structures:
-        n = int(counts[s.value])
+        box = boxes[s.value - 1] if 0 < s.value <= len(boxes) else None
+        values = hu[box][lab[box] == s.value] if box is not None else np.empty(0)
+        n = int(values.size)
         volume = n * image.voxel_volume_ml
-        values = hu[lab == s.value] if n else np.empty(0)
         p = presence.get(s.key)
         rows.append({
             "key": s.key,
@@ -224,7 +280,11 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         raise InputError(f"model '{entry.id}' is for the task '{entry.task}', not '{task}'",
                          f"pick a model of the task '{task}' or leave the model unset")
     label_set = get_label_set(entry.label_set)
+    t = time.perf_counter()
     device = choose_device(prefer_gpu)
+    from . import networks  # noqa: F401  (torch and MONAI: timed apart from the model itself)
+
+    timings["import_libraries_s"] = time.perf_counter() - t
     report(0.02, f"loading model {entry.id} {entry.version} on {device.reason}")
     t = time.perf_counter()
     network = load_network(entry, device.device)
@@ -241,8 +301,9 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
                                 progress_range=(0.05, 0.25))
         timings["localize_s"] = time.perf_counter() - t
         stages.append({"stage": "localize", "model": loc_entry.id, "version": loc_entry.version})
-        box = crop_box_around(heart_region(coarse.array), image.spacing,
-                              float(entry.localizer.get("margin_mm", 20.0)))
+        max_size = entry.localizer.get("max_size_mm")
+        box = region_of_interest(coarse.array, label_set, image.spacing, float(entry.localizer.get("margin_mm", 20.0)),
+                                 None if max_size is None else float(max_size))
         if box is not None:
             region = crop_image(image, box)
     check_cancel()
@@ -338,9 +399,10 @@ def write_outputs(result: SegmentationResult, image: Image, outdir: str | Path, 
     Call :func:`prepare_output_folder` first to keep earlier results. Returns name -> path.
     Raises InputError when ``outdir`` exists and is not a folder.
     """
-    from .io import write_labelmap
+    # The .seg.nrrd is written directly (the fields Slicer's storage node writes): loading Slicer's
+    # libraries for it would cost ~0.7 s.
+    from .io import write_labelmap, write_seg_nrrd
     from .overview import render_overview
-    from .slicer_bridge import write_seg_nrrd
 
     out = Path(outdir)
     if out.exists() and not out.is_dir():

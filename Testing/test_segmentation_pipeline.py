@@ -157,3 +157,21 @@ def test_region_of_interest_ignores_scattered_false_positives():
     labels[39, 39, 0] = 2
     box = crop_box_around(heart_region(labels), (1.0, 1.0, 1.0), margin_mm=2.0)
     assert box == (slice(8, 27), slice(10, 30), slice(13, 32))
+
+
+def test_region_of_interest_is_capped_around_the_chambers():
+    """A localiser that also labels the liver (as the first localiser did on the contrast chest CT): the
+    region stays at most max_size_mm long per axis, around the chambers, and still holds all of them."""
+    from CardiacAI.labels import get_label_set
+    from CardiacAI.segmentation import region_of_interest
+
+    labels = np.zeros((100, 60, 60), np.uint8)  # 2 mm voxels: 200 mm along k
+    labels[60:80, 20:40, 20:40] = 3  # left ventricular cavity, high up
+    labels[10:60, 15:45, 15:45] = 5  # "aorta" running down into the liver, touching the heart
+    whole_heart = get_label_set("whole-heart")
+    uncapped = region_of_interest(labels, whole_heart, (2.0, 2.0, 2.0), margin_mm=10.0)
+    assert uncapped == (slice(5, 85), slice(10, 50), slice(10, 50))
+    capped = region_of_interest(labels, whole_heart, (2.0, 2.0, 2.0), margin_mm=10.0, max_size_mm=80.0)
+    assert capped == (slice(45, 85), slice(10, 50), slice(10, 50))  # k: 40 voxels = 80 mm, ending at the box
+    assert np.count_nonzero(labels[capped] == 3) == np.count_nonzero(labels == 3)
+    assert region_of_interest(np.zeros_like(labels), whole_heart, (2.0, 2.0, 2.0), 10.0, 80.0) is None

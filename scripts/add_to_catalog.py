@@ -33,11 +33,14 @@ IMA_AORTA_MIN_ML = {"left_internal_mammary_artery": 0.1, "right_internal_mammary
 
 MODELS = [
     # (run folder, id, version, title, extra catalog fields)
-    ("whole-heart-localizer", "whole-heart-localizer", "0.1.0",
+    ("whole-heart-localizer", "whole-heart-localizer", "0.2.0",
      "Whole heart localiser (U-Net, 6 mm)", {"hidden": True}),
-    ("whole-heart-densevnet", "whole-heart-densevnet", "0.1.0",
+    # the region of interest: the localised heart plus 35 mm, at most 190 mm per axis around the chambers
+    # (heart, aortic root to arch, SVC and the descending aorta beside it fit; one 96^3 window at 2 mm)
+    ("whole-heart-densevnet", "whole-heart-densevnet", "0.2.0",
      "Whole heart, 10 structures (Dense V-Net, 2 mm, two-stage)",
-     {"default": True, "localizer": {"model": "whole-heart-localizer", "margin_mm": 35.0},
+     {"default": True, "localizer": {"model": "whole-heart-localizer", "version": "0.2.0", "margin_mm": 35.0,
+                                     "max_size_mm": 190.0},
       "min_volume_ml": WHOLE_HEART_MIN_ML}),
     ("ima-aorta-unet", "ima-aorta-unet", "0.1.0",
      "Internal mammary arteries and aorta with perivascular regions (U-Net, 1.5 mm)",
