@@ -157,16 +157,16 @@ CHAMBER_KEYS = ("left_atrium", "left_ventricle_cavity", "left_ventricle_myocardi
                 "right_ventricle_cavity")
 
 
-def cap_box(box: tuple[slice, slice, slice], centre_kji, spacing_ijk, max_size_mm: float,
+def cap_box(box: tuple[slice, slice, slice], centre_kji, spacing_ijk, max_size_kji_mm,
             shape_kji) -> tuple[slice, slice, slice]:
-    """Shrink each axis of a (k, j, i) index box to at most ``max_size_mm`` around ``centre_kji``.
+    """Shrink each axis of a (k, j, i) index box to at most ``max_size_kji_mm`` (3 lengths, mm) around ``centre_kji``.
 
-    An axis already within the limit is kept as it is; a longer one becomes the ``max_size_mm`` window
+    An axis already within its limit is kept as it is; a longer one becomes the window of that length
     centred on the centre voxel, shifted to stay inside both the box and the image ``shape_kji``.
     """
     out = []
-    for sl, c, step, n in zip(box, centre_kji, np.asarray(spacing_ijk, float)[::-1], shape_kji):
-        width = int(np.ceil(max_size_mm / step))
+    for sl, c, step, n, size in zip(box, centre_kji, np.asarray(spacing_ijk, float)[::-1], shape_kji, max_size_kji_mm):
+        width = int(np.ceil(float(size) / step))
         if sl.stop - sl.start <= width:
             out.append(sl)
             continue
@@ -176,16 +176,28 @@ def cap_box(box: tuple[slice, slice, slice], centre_kji, spacing_ijk, max_size_m
     return tuple(out)  # type: ignore[return-value]
 
 
+def max_size_on_index_axes(max_size_lps_mm, direction) -> tuple[float, float, float]:
+    """(k, j, i) lengths (mm) from lengths along the patient axes (L-R, A-P, S-I) or one length for all.
+
+    Each index axis takes the length of the patient axis its direction (a column of the 3x3
+    ``direction``, LPS) is closest to, so the cap means the same on axial, coronal or oblique scans.
+    """
+    sizes = np.broadcast_to(np.asarray(max_size_lps_mm, float), (3,))
+    nearest = np.abs(np.asarray(direction, float)).argmax(axis=0)  # per index axis i, j, k: the LPS axis
+    return tuple(float(sizes[nearest[n]]) for n in (2, 1, 0))  # type: ignore[return-value]
+
+
 def region_of_interest(coarse: np.ndarray, label_set: LabelSet, spacing_ijk, margin_mm: float,
-                       max_size_mm: float | None = None) -> tuple[slice, slice, slice] | None:
+                       max_size_mm=None, direction=None) -> tuple[slice, slice, slice] | None:
     """The (k, j, i) index box the second stage segments, from a localiser's label map (K, J, I).
 
     The bounding box of the largest connected body of the localiser's labels (:func:`heart_region`)
-    plus ``margin_mm``; with ``max_size_mm``, each axis is capped at that length (mm) around the
-    centroid of the chambers (:data:`CHAMBER_KEYS`) inside that body. The cap follows the whole-heart
-    paper, whose localiser centres a fixed-size region on the aortic valve: a localiser that bleeds
-    into the liver or the neck then still gives a box that holds the heart and stays small enough
-    to segment in about a second. None when the localiser found nothing.
+    plus ``margin_mm``. With ``max_size_mm`` (one length, or three along L-R, A-P and S-I, in mm;
+    ``direction`` is the image's 3x3 LPS direction, identity by default) each axis is capped at that
+    length around the centroid of the chambers (:data:`CHAMBER_KEYS`) inside that body. The cap
+    follows the whole-heart paper, whose localiser centres a fixed-size region on the aortic valve:
+    a localiser that bleeds into the liver or the neck then still gives a box that holds the heart
+    and stays small enough to segment in seconds. None when the localiser found nothing.
     """
     body = heart_region(coarse)
     box = crop_box_around(body, spacing_ijk, margin_mm)
@@ -194,7 +206,8 @@ def region_of_interest(coarse: np.ndarray, label_set: LabelSet, spacing_ijk, mar
     chamber_values = [s.value for s in label_set.structures if s.key in CHAMBER_KEYS]
     chambers = body & np.isin(coarse, chamber_values)
     centre = np.argwhere(chambers if chambers.any() else body).mean(axis=0)
-    return cap_box(box, centre, spacing_ijk, max_size_mm, coarse.shape)
+    sizes = max_size_on_index_axes(max_size_mm, np.eye(3) if direction is None else direction)
+    return cap_box(box, centre, spacing_ijk, sizes, coarse.shape)
 
 
 def crop_image(image: Image, box: tuple[slice, slice, slice]) -> Image:
@@ -303,7 +316,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         stages.append({"stage": "localize", "model": loc_entry.id, "version": loc_entry.version})
         max_size = entry.localizer.get("max_size_mm")
         box = region_of_interest(coarse.array, label_set, image.spacing, float(entry.localizer.get("margin_mm", 20.0)),
-                                 None if max_size is None else float(max_size))
+                                 max_size, image.direction)
         if box is not None:
             region = crop_image(image, box)
     check_cancel()
@@ -324,11 +337,28 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     t = time.perf_counter()
     # Outside the region of interest everything is background: clean only inside it.
     roi = box if box is not None else (slice(None),) * 3
+    # Every structure of both tasks lies inside the patient: what a network finds in the air, the
+    # table or the reconstruction padding is dropped before the per-structure clean-up. With a region
+    # of interest the body is found in it alone (4x faster on a 512 x 512 x 261 scan); lung that
+    # reaches the region's edge then counts as outside too, which no structure of the task lies in.
+    body = body_mask_from_ct(crop_image(image, box) if box is not None else image)
+    labels[roi][~body] = 0
     labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing)
+    min_volume_ml = entry.min_volume_ml or 0.0
+    presence = structure_presence(image.with_array(labels), label_set, image, min_volume_ml=min_volume_ml)
+    # A structure judged absent is reported with its reason and found volume but not drawn: the result
+    # shows nothing the pipeline does not stand behind (its empty segment is there to paint into).
+    rejected = [s.value for s in label_set.structures if not presence[s.key].present and presence[s.key].volume_ml > 0]
+    if rejected:
+        labels[roi][np.isin(labels[roi], rejected)] = 0
     if any(s.derived_from for s in label_set.structures):
-        labels = add_perivascular_regions(image.with_array(labels), label_set, body_mask_from_ct(image)).array
+        # derived regions follow the vessels as they now are; their presence is judged on the result
+        if box is not None:  # the perivascular regions need the body on the whole grid
+            body = body_mask_from_ct(image)
+        labels = add_perivascular_regions(image.with_array(labels), label_set, body).array
+        derived = structure_presence(image.with_array(labels), label_set, image, min_volume_ml=min_volume_ml)
+        presence = {key: derived[key] if label_set.by_key(key).derived_from else p for key, p in presence.items()}
     labelmap = image.with_array(labels.astype(np.uint8), modality="", metadata={"task": task})
-    presence = structure_presence(labelmap, label_set, image, min_volume_ml=entry.min_volume_ml or 0.0)
     measurements = measure_structures(crop_image(image, box) if box is not None else image,
                                       crop_image(labelmap, box) if box is not None else labelmap,
                                       label_set, presence)

@@ -171,7 +171,19 @@ def test_region_of_interest_is_capped_around_the_chambers():
     whole_heart = get_label_set("whole-heart")
     uncapped = region_of_interest(labels, whole_heart, (2.0, 2.0, 2.0), margin_mm=10.0)
     assert uncapped == (slice(5, 85), slice(10, 50), slice(10, 50))
-    capped = region_of_interest(labels, whole_heart, (2.0, 2.0, 2.0), margin_mm=10.0, max_size_mm=80.0)
+    capped = region_of_interest(labels, whole_heart, (2.0, 2.0, 2.0), margin_mm=10.0, max_size_mm=[200.0, 200.0, 80.0])
     assert capped == (slice(45, 85), slice(10, 50), slice(10, 50))  # k: 40 voxels = 80 mm, ending at the box
     assert np.count_nonzero(labels[capped] == 3) == np.count_nonzero(labels == 3)
     assert region_of_interest(np.zeros_like(labels), whole_heart, (2.0, 2.0, 2.0), 10.0, 80.0) is None
+
+
+def test_region_of_interest_cap_follows_the_patient_axes():
+    """The cap is given along L-R, A-P and S-I; on a scan stored sagittally (index axes permuted) each
+    index axis must take the length of the patient axis it runs along."""
+    from CardiacAI.segmentation import max_size_on_index_axes
+
+    assert max_size_on_index_axes([190.0, 180.0, 250.0], np.eye(3)) == (250.0, 180.0, 190.0)  # (k, j, i)
+    # sagittal slices: i runs A-P (+y), j runs S-I (-z), k runs L-R (+x)
+    sagittal = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    assert max_size_on_index_axes([190.0, 180.0, 250.0], sagittal) == (190.0, 250.0, 180.0)
+    assert max_size_on_index_axes(200.0, sagittal) == (200.0, 200.0, 200.0)
