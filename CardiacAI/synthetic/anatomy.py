@@ -423,8 +423,8 @@ def paint_anatomy(canvas: shapes.Canvas, p: dict) -> dict:
     left_top = heart_bottom - 4.0
     right_top = left_top + p["dome"]["right_rise"]
     info["dome_top"] = right_top
-    zl = left_top - 70 * ((X - 50) / 100) ** 2 - 40 * (Y / 100) ** 2
-    zr = right_top - 70 * ((X + 55) / 100) ** 2 - 40 * (Y / 100) ** 2
+    zl = _dome_z(left_top, LEFT_DOME_X, X, Y)
+    zr = _dome_z(right_top, RIGHT_DOME_X, X, Y)
     dome = np.maximum(zl, zr)
     below = Z - dome
     abdomen = np.maximum(d_cavity, below)
@@ -494,12 +494,21 @@ def paint_anatomy(canvas: shapes.Canvas, p: dict) -> dict:
 
     info.update(_paint_heart(canvas, p, rng))
     _paint_imas(canvas, p, body, rng, info)
-    _paint_upper_abdomen(canvas, p, body, left_top, right_top)
+    _paint_upper_abdomen(canvas, p, left_top, right_top)
     _paint_table(canvas, p, z_lo, z_hi)
     return info
 
 
 # -- upper abdomen -----------------------------------------------------------------------------------
+#: Lateral positions (x, LPS mm) of the tops of the left and right diaphragm domes.
+LEFT_DOME_X, RIGHT_DOME_X = 50.0, -55.0
+
+
+def _dome_z(top: float, x_top: float, X, Y):
+    """Height z (mm, LPS) of a diaphragm dome over (X, Y) mm: a paraboloid peaking at ``top`` over x = ``x_top``."""
+    return top - 70 * ((X - x_top) / 100) ** 2 - 40 * (Y / 100) ** 2
+
+
 # Real chest CTs reach 6-14 cm below the diaphragm: a liver with enhanced veins, the stomach with gas,
 # the spleen, the colon's splenic flexure, all in visceral fat. Without them a model meets its first
 # soft-tissue organ under the diaphragm on a real scan and may take it for heart.
@@ -521,7 +530,7 @@ def _liver_sdf(p, X, Y, Z, abdomen, below, left_top, right_top):
     return np.maximum(np.maximum(np.maximum(abdomen, below + np.float32(4.0)), left_border), inferior)
 
 
-def _paint_upper_abdomen(canvas, p, body: Body, left_top: float, right_top: float) -> None:
+def _paint_upper_abdomen(canvas, p, left_top: float, right_top: float) -> None:
     q = p["abdomen"]
     a, b = p["body"]["a"], p["body"]["b"]
     in_abdomen = tissue_lookup(["upper_abdomen"])
@@ -539,8 +548,7 @@ def _paint_upper_abdomen(canvas, p, body: Body, left_top: float, right_top: floa
     centre = np.array([st["x"], st["y"], left_top - st["drop"]])
     semi = np.asarray(st["semi"], float)
     lo, hi = centre - semi - 2, centre + semi + 2
-    below_dome = lambda X, Y, Z: Z - (np.float32(left_top - 6.0) - np.float32(70) * ((X - 50) / 100) ** 2
-                                      - np.float32(40) * (Y / 100) ** 2)
+    below_dome = lambda X, Y, Z: Z - _dome_z(left_top - 6.0, LEFT_DOME_X, X, Y)  # 6 mm under the left dome
     outer = shapes.intersect(shapes.ellipsoid(centre, np.eye(3), semi), below_dome)
     canvas.paint(outer, lo, hi, L["stomach"], "muscle", only_over=in_abdomen)
     over_stomach = tissue_lookup(["stomach"])
