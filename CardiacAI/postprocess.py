@@ -310,7 +310,7 @@ TRUNCATED_REASON = "touches the edge of the field of view — may be truncated"
 
 
 def structure_presence(labelmap, label_set, image: Image, min_volume_ml: Mapping[str, float] | float = 0.0,
-                       fov_margin_mm: float = 2.0) -> dict[str, Presence]:
+                       fov_margin_mm: float = 2.0, keys=None) -> dict[str, Presence]:
     """Report, per structure of ``label_set``, whether it is present in a predicted label map.
 
     The field of view (FOV) is the image grid minus the padding outside the reconstruction circle
@@ -335,6 +335,7 @@ def structure_presence(labelmap, label_set, image: Image, min_volume_ml: Mapping
     min_volume_ml: minimum plausible volume in mL, one for all or per structure key (keys left
         out: 0).
     fov_margin_mm: width of the edge zone beyond the outermost voxel layer, mm.
+    keys: judge only these structure keys (default: every structure of the label set).
 
     Returns structure key → :class:`Presence`, in label-set order.
 
@@ -359,6 +360,8 @@ def structure_presence(labelmap, label_set, image: Image, min_volume_ml: Mapping
 
     result: dict[str, Presence] = {}
     for structure in label_set.structures:
+        if keys is not None and structure.key not in keys:
+            continue
         value = int(structure.value)
         minimum = (float(min_volume_ml.get(structure.key, 0.0)) if isinstance(min_volume_ml, Mapping)
                    else float(min_volume_ml))

@@ -356,8 +356,8 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         if box is not None:  # the perivascular regions need the body on the whole grid
             body = body_mask_from_ct(image)
         labels = add_perivascular_regions(image.with_array(labels), label_set, body).array
-        derived = structure_presence(image.with_array(labels), label_set, image, min_volume_ml=min_volume_ml)
-        presence = {key: derived[key] if label_set.by_key(key).derived_from else p for key, p in presence.items()}
+        presence.update(structure_presence(image.with_array(labels), label_set, image, min_volume_ml=min_volume_ml,
+                                           keys=[s.key for s in label_set.structures if s.derived_from]))
     labelmap = image.with_array(labels.astype(np.uint8), modality="", metadata={"task": task})
     measurements = measure_structures(crop_image(image, box) if box is not None else image,
                                       crop_image(labelmap, box) if box is not None else labelmap,

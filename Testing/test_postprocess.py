@@ -168,6 +168,10 @@ def test_structure_presence_reasons():
     ra = presence["right_atrium"]
     assert not ra.present and ra.reason.startswith("below minimum plausible volume 5 mL") and ra.volume_ml > 0
     assert presence["left_atrium"] == type(lv)(False, 0.0, "not found")
+    # judging some structures only gives the same verdicts for those, and nothing for the rest
+    some = structure_presence(labelmap, labels, image, min_volume_ml={"right_atrium": 5.0},
+                              keys=["right_atrium", "aorta"])
+    assert some == {"aorta": presence["aorta"], "right_atrium": presence["right_atrium"]}
 
     with pytest.raises(InputError):
         structure_presence(labelmap[:, :10], labels, image)
