@@ -141,8 +141,10 @@ def _cmd_segment(args) -> int:
     from .io import read_image
     from .segmentation import prepare_output_folder, segment, write_outputs
 
+    if len(args.input) > 1:
+        return _segment_cohort(args)
     start = time.perf_counter()
-    image = read_image(args.input, series_uid=args.series_uid)
+    image = read_image(args.input[0], series_uid=args.series_uid)
     read_s = time.perf_counter() - start
     backup = prepare_output_folder(args.output, overwrite=args.overwrite)
     cancel = threading.Event()
@@ -172,6 +174,27 @@ def _cmd_segment(args) -> int:
     if backup is not None:
         print(f"earlier results kept in {backup}")
     return 0
+
+
+def _segment_cohort(args) -> int:
+    import statistics
+    from pathlib import Path
+
+    from .cohort import COHORT_TABLE, segment_cohort
+
+    def on_scan(index: int, count: int, row) -> None:
+        detail = f" ({row.message})" if row.message else ""
+        print(f"[{index + 1}/{count}] {row.scan}: {row.status} in {row.seconds:.1f} s{detail}", file=sys.stderr)
+
+    rows = segment_cohort(args.input, args.task, args.output, model_id=args.model, version=args.model_version,
+                          prefer_gpu=not args.cpu, overwrite=args.overwrite, overview=not args.no_overview,
+                          series_uid=args.series_uid, on_scan=None if args.quiet else on_scan)
+    failed = [r for r in rows if r.status == "failed"]
+    done = [r.seconds for r in rows if r.status == "done"]
+    per_scan = f"; {statistics.median(done):.1f} s per scan (median)" if done else ""
+    print(f"{len(rows)} scans: {len(done)} segmented, {sum(r.status == 'skipped' for r in rows)} skipped, "
+          f"{len(failed)} failed{per_scan}; table in {Path(args.output) / COHORT_TABLE}")
+    return 1 if failed else 0
 
 
 def _cmd_generate(args) -> int:
@@ -215,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(func=_cmd_convert)
 
     seg = sub.add_parser("segment", help="one-click segmentation of a CT (whole heart, or IMAs and aorta)")
-    seg.add_argument("input", help="DICOM folder or file, or a NIfTI/NRRD/MHA CT volume")
+    seg.add_argument("input", nargs="+", help="DICOM folder or file, or a NIfTI/NRRD/MHA CT volume; several "
+                     "for a cohort (one subfolder each in OUTPUT and a cohort.csv table)")
     seg.add_argument("-o", "--output", required=True, help="output folder (segmentation, .seg.nrrd, labels.json, "
                      "measurements.csv, overview.png, run.json)")
     seg.add_argument("--task", required=True, choices=["whole-heart", "ima-aorta"])
@@ -224,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--cpu", action="store_true", help="do not use a GPU even when one is present")
     seg.add_argument("--series-uid", help="pick this DICOM series when the folder holds several")
     seg.add_argument("--overwrite", action="store_true",
-                     help="replace results already in the folder (the old files are kept in previous-<time>/)")
+                     help="replace results already in the folder (the old files are kept in previous-<time>/); "
+                     "in a cohort, scans with results are skipped without it")
     seg.add_argument("--no-overview", action="store_true", help="skip overview.png")
     seg.add_argument("--quiet", action="store_true", help="no progress lines")
     seg.set_defaults(func=_cmd_segment)

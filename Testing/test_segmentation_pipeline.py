@@ -187,3 +187,17 @@ def test_region_of_interest_cap_follows_the_patient_axes():
     sagittal = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
     assert max_size_on_index_axes([190.0, 180.0, 250.0], sagittal) == (190.0, 250.0, 180.0)
     assert max_size_on_index_axes(200.0, sagittal) == (200.0, 200.0, 200.0)
+
+
+def test_task_without_localiser_runs_on_the_body_box_only(tmp_path, ct):
+    root = tmp_path / "catalog"
+    entry = catalog_entry_from_card(write_random_model(root / "ima", "ima-aorta", 4, spacing_mm=3.0),
+                                    "ima", "1.0.0", "IMA", catalog_dir=root, default=True)
+    (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [entry]}))
+    result = segment(ct, "ima-aorta", catalog=ModelCatalog.load(root / "catalog.json"), prefer_gpu=False)
+    assert result.labelmap.same_geometry(ct, atol=0)
+    (k0, k1), (j0, j1), (i0, i1) = result.run["stages"][0]["region_kji"]
+    # the air columns i < 4 are outside the body: the box starts 5 mm (2 voxels of 2.5 mm) before the body
+    assert (k0, k1, j0, j1, i1) == (0, 24, 0, 30, 36) and i0 == 2
+    assert not result.labelmap.array[:, :, :4].any()
+    assert "body_s" in result.run["timings_s"]

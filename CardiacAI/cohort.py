@@ -1,0 +1,179 @@
+"""Cohort runs: one-click segmentation of many CTs in one process, for research cohorts.
+
+Each scan gets its own output folder (``OUTDIR/<scan name>/``, the files of
+:func:`CardiacAI.segmentation.write_outputs`), and ``OUTDIR/cohort.csv`` holds one row per scan:
+its status, the seconds it took, and the volume (mL) of every structure found (LV myocardial mass
+in g for the whole heart). The table is rewritten atomically after every scan, so a run stopped
+half-way leaves a consistent table; run the same command again and the scans with results already
+are skipped (read back into the table), not redone, unless ``overwrite``.
+
+A bad scan (unreadable DICOM, not a CT) is recorded as failed with the reason and the run goes
+on; a problem with the model itself (missing or corrupt weights) stops the run, since every scan
+would fail the same way. Loading PyTorch and MONAI happens once per process, which is most of a
+single scan's cold-start time on a CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import InputError
+from .io.atomic import atomic_output
+from .labels import get_label_set
+
+#: Name of the cohort summary table in the output folder.
+COHORT_TABLE = "cohort.csv"
+
+#: Volume file extensions removed to name a scan after its file.
+_VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
+
+
+@dataclasses.dataclass
+class CohortRow:
+    """One scan of a cohort run.
+
+    Attributes
+    ----------
+    scan: the scan's name (its output subfolder).
+    input: the input path as given.
+    status: "done", "skipped" (results existed) or "failed".
+    message: why it failed or was skipped; empty when done.
+    seconds: wall-clock seconds from reading the scan to writing its folder (0 when skipped/failed early).
+    volumes_ml: structure key -> volume in mL, for structures found present.
+    mass_g: LV myocardial mass in g (whole heart), else None.
+    """
+
+    scan: str
+    input: str
+    status: str
+    message: str = ""
+    seconds: float = 0.0
+    volumes_ml: dict[str, float] = dataclasses.field(default_factory=dict)
+    mass_g: float | None = None
+
+
+def scan_names(inputs: Sequence[str | Path]) -> list[str]:
+    """Output subfolder names for ``inputs``: the file or folder name without volume extensions,
+    made unique with ``-2``, ``-3`` ... in input order (two DICOM folders may share a name)."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for path in inputs:
+        name = Path(path).name or Path(path).resolve().name
+        for suffix in _VOLUME_SUFFIXES:
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        name = name or "scan"
+        count = seen.get(name, 0) + 1
+        seen[name] = count
+        names.append(name if count == 1 else f"{name}-{count}")
+    return names
+
+
+def _row_from_folder(scan: str, source: str, folder: Path, message: str) -> CohortRow:
+    """A skipped scan's row, read back from the ``measurements.csv`` its earlier run wrote."""
+    row = CohortRow(scan, source, "skipped", message)
+    table = folder / "measurements.csv"
+    if table.is_file():
+        with open(table, newline="", encoding="utf-8") as fh:
+            for rec in csv.DictReader(fh):
+                if rec.get("present") == "True" and rec.get("volume_ml"):
+                    row.volumes_ml[rec["key"]] = float(rec["volume_ml"])
+                if rec.get("mass_g"):
+                    row.mass_g = float(rec["mass_g"])
+    return row
+
+
+def cohort_table(rows: Sequence[CohortRow], task: str) -> str:
+    """The CSV text of ``cohort.csv``: scan, input, status, message, seconds, then one
+    ``<structure key>_ml`` column per structure of the task's label set (empty when the structure
+    was not found), and ``lv_myocardial_mass_g`` for the whole heart."""
+    keys = [s.key for s in get_label_set(task).structures]
+    fields = ["scan", "input", "status", "message", "seconds"] + [f"{k}_ml" for k in keys]
+    if task == "whole-heart":
+        fields.append("lv_myocardial_mass_g")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        rec = {"scan": row.scan, "input": row.input, "status": row.status, "message": row.message,
+               "seconds": f"{row.seconds:.2f}"}
+        rec.update({f"{k}_ml": (f"{row.volumes_ml[k]:.2f}" if k in row.volumes_ml else "") for k in keys})
+        if task == "whole-heart":
+            rec["lv_myocardial_mass_g"] = "" if row.mass_g is None else f"{row.mass_g:.1f}"
+        writer.writerow(rec)
+    return buffer.getvalue()
+
+
+def segment_cohort(inputs: Sequence[str | Path], task: str, outdir: str | Path, *, model_id: str | None = None,
+                   version: str | None = None, prefer_gpu: bool = True, overwrite: bool = False,
+                   overview: bool = True, series_uid: str | None = None, catalog=None,
+                   on_scan: Callable[[int, int, CohortRow], None] | None = None,
+                   cancel: threading.Event | None = None) -> list[CohortRow]:
+    """Segment every CT of ``inputs`` for ``task`` into ``outdir/<scan name>/`` and write ``outdir/cohort.csv``.
+
+    Parameters
+    ----------
+    inputs: DICOM folders/files or volume files, one scan each.
+    task, model_id, version, prefer_gpu, overview: as for :func:`CardiacAI.segmentation.segment`
+        and :func:`CardiacAI.segmentation.write_outputs`.
+    overwrite: redo scans whose folder holds results (the old files go to ``previous-<time>/``);
+        otherwise such scans are skipped and their earlier measurements are put in the table.
+    series_uid: the DICOM series to read when an input folder holds several.
+    catalog: a :class:`CardiacAI.models.ModelCatalog`; default the packaged one (loaded once).
+    on_scan: called as ``on_scan(index, count, row)`` after each scan.
+    cancel: set it to stop after the current stage; :class:`OperationCancelled` is raised, and the
+        table holds the scans finished so far.
+
+    Returns the rows of the table, in input order.
+
+    Raises
+    ------
+    InputError: ``outdir`` is a file, or no inputs were given.
+    ModelError: the model cannot be loaded (this would fail every scan, so the run stops).
+    OperationCancelled: ``cancel`` was set.
+    """
+    from .io import read_image
+    from .segmentation import OUTPUT_FILES, prepare_output_folder, segment, write_outputs
+
+    if not inputs:
+        raise InputError("no input scans were given", "give one or more DICOM folders or volume files")
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"the output path {out} exists and is not a folder", "choose a folder for the results")
+    out.mkdir(parents=True, exist_ok=True)
+    if catalog is None:
+        from .models import ModelCatalog
+
+        catalog = ModelCatalog.load()
+    rows: list[CohortRow] = []
+    for index, (name, source) in enumerate(zip(scan_names(inputs), inputs)):
+        folder = out / name
+        if not overwrite and any((folder / f).exists() for f in OUTPUT_FILES):
+            row = _row_from_folder(name, str(source), folder, "results exist; pass --overwrite to redo")
+        else:
+            start = time.perf_counter()
+            try:
+                image = read_image(source, series_uid=series_uid)
+                prepare_output_folder(folder, overwrite=overwrite)
+                result = segment(image, task, model_id=model_id, version=version, catalog=catalog,
+                                 prefer_gpu=prefer_gpu, cancel=cancel)
+                write_outputs(result, image, folder, overview=overview)
+            except InputError as exc:  # this scan is bad; the others may be fine
+                row = CohortRow(name, str(source), "failed", str(exc), time.perf_counter() - start)
+            else:
+                row = CohortRow(name, str(source), "done", "", time.perf_counter() - start,
+                                {m["key"]: float(m["volume_ml"]) for m in result.measurements if m["present"]},
+                                next((m["mass_g"] for m in result.measurements if m["mass_g"] is not None), None))
+        rows.append(row)
+        with atomic_output(out / COHORT_TABLE) as tmp:
+            tmp.write_text(cohort_table(rows, task), encoding="utf-8")
+        if on_scan is not None:
+            on_scan(index, len(inputs), row)
+    return rows
