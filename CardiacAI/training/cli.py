@@ -71,6 +71,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--samples-per-case", type=int, default=d.samples_per_case)
     p.add_argument("--loss", choices=["dicece", "dicefocal"], default=d.loss)
+    p.add_argument("--dice-batch", action="store_true",
+                   help="one Dice per class over the whole batch (nnU-Net batch Dice; for thin structures)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
@@ -117,7 +119,8 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     return TrainingConfig(
         task=args.task, network=args.network, network_params=_json_object(args.network_params, "--network-params"),
         patch_size=tuple(args.patch_size), spacing_mm=tuple(args.spacing), intensity_window_hu=tuple(args.window),
-        batch_size=args.batch_size, samples_per_case=args.samples_per_case, loss=args.loss, lr=args.lr,
+        batch_size=args.batch_size, samples_per_case=args.samples_per_case, loss=args.loss,
+        dice_batch=args.dice_batch, lr=args.lr,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, steps=args.steps,
         max_minutes=args.max_minutes, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
         patience=args.patience, min_delta=args.min_delta, train_cases=args.train_cases,

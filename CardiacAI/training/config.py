@@ -47,6 +47,11 @@ class TrainingConfig:
     validation cases ``val_seeds``; the two must not overlap. ``seed`` drives everything random
     in training (weights, patch sampling, augmentation).
 
+    Loss: ``loss`` is Dice + cross-entropy ("dicece") or Dice + focal ("dicefocal"), softmax over
+    the classes. ``dice_batch`` computes one Dice per class over the whole batch instead of one per
+    patch (nnU-Net's "batch Dice"): a thin structure such as an IMA covers a few dozen voxels of a
+    patch, and per-patch Dice of such classes is too noisy to learn from in short CPU runs.
+
     Steps: ``steps`` optimiser steps of ``batch_size`` patches; ``max_minutes`` stops earlier on
     wall-clock time (training loop only, case generation excluded). The learning rate follows a
     linear warm-up over ``warmup_steps`` then a cosine decay to ``lr * min_lr_fraction`` at ``steps``.
@@ -62,6 +67,7 @@ class TrainingConfig:
     batch_size: int = 2
     samples_per_case: int = 2
     loss: str = "dicece"
+    dice_batch: bool = False
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 20

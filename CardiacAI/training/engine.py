@@ -197,7 +197,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     loss_cls = DiceCELoss if config.loss == "dicece" else DiceFocalLoss
-    loss_fn = loss_cls(to_onehot_y=True, softmax=True)
+    loss_fn = loss_cls(to_onehot_y=True, softmax=True, batch=bool(config.dice_batch))
 
     # -- data -------------------------------------------------------------------------------------
     if source is None:
