@@ -221,6 +221,23 @@ def test_imas_lie_where_they_belong(chest_cta):
     assert z_ima.min() < z_sternum.min() and z_ima.max() > z_sternum.max()
 
 
+def test_imas_are_visible_in_fat_not_blurred_into_lung_or_heart_motion():
+    """A 2-3 mm IMA must show on the scan, or no model can learn it: on CTA with cardiac motion blur
+    and thick slices, the artery is bright (contrast) and surrounded by fat, never by lung. Seed 1
+    drew it into the lung and blurred it with the heart (median -580 HU, later -130 HU)."""
+    case = generate_case(1, GeneratorConfig(protocol="cta", fov="random", spacing_mm=(1.0, 1.0, 2.0),
+                                            motion_probability=1.0))
+    a, hu = case.anatomy.array, case.image.array.astype(float)
+    blood = case.parameters["hu_table"]["blood_left"]
+    for side in ("left", "right"):
+        ima = a == L[f"{side}_internal_mammary_artery"]
+        assert ima.sum() > 50, side
+        assert np.median(hu[ima]) > 0.5 * blood, (side, np.median(hu[ima]), blood)
+        ring = ndimage.binary_dilation(ima, iterations=2) & ~ndimage.binary_dilation(ima)
+        neighbours = a[ring]
+        assert np.mean(neighbours == L["lung"]) < 0.1, side
+
+
 def test_perivascular_regions_surround_their_vessels(chest_cta):
     ia = chest_cta.task_labels("ima-aorta").array
     values = {s.key: s.value for s in get_label_set("ima-aorta").structures}

@@ -856,11 +856,16 @@ def _paint_plaques(canvas, p, rng, curves, ao_curve, ao_r, H, e_long, e_rv, e_su
         blob(centre, np.cross(e_long, direction), plq["volume_mm3"], plq["peak_hu"], "mitral_annulus_calcium")
 
 
+#: Extrapleural fat around the internal mammary vessels (mm beyond each vessel's radius).
+IMA_FAT_SLEEVE_MM = 3.0
+
+
 def _paint_imas(canvas, p, body: Body, rng, info):
     """Internal mammary arteries and veins: from the subclavian arteries down behind the costal
     cartilages, 10-20 mm lateral to the sternal border, past the xiphoid."""
     st = p["sternum"]
     over = tissue_lookup(SOFT + ("pericardial_fat", "internal_mammary_veins", "brachiocephalic_veins"))
+    lung_only = tissue_lookup(("lung",))
     inset = body.rib_centre + 4.5 + 1.5  # just behind the rib/cartilage layer
     z_top = p["arch_top_z"] + 25
     z_end = st["xiphoid_z"] - 25
@@ -879,8 +884,14 @@ def _paint_imas(canvas, p, body: Body, rng, info):
         ctrl = np.vstack([origin, origin + [0, -12, -15], *wall_pts])
         curve = shapes.smooth_curve(ctrl, 3.0)
         label = L[f"{side}_internal_mammary_artery"]
-        # Accompanying vein(s) first, beside the artery, so the artery wins where they touch.
         vein = curve + np.array([q["vein_side"] * (q["radius"] + q["vein_radius"] + 1.5), 0.5, 0])
+        # The vessels run in the extrapleural fat between the cartilages and the pleura, so lung
+        # never touches them: a fat sleeve pushes the lung back. Drawn straight into the lung, a
+        # 2-3 mm artery was blurred into it (median -580 HU inside the IMA label on CTA).
+        canvas.paint_tube(curve, q["radius"] + IMA_FAT_SLEEVE_MM, L["mediastinal_fat"], "fat", only_over=lung_only)
+        canvas.paint_tube(vein[2:], q["vein_radius"] + IMA_FAT_SLEEVE_MM, L["mediastinal_fat"], "fat",
+                          only_over=lung_only)
+        # Accompanying vein(s) first, beside the artery, so the artery wins where they touch.
         canvas.paint_tube(vein[2:], q["vein_radius"], L["internal_mammary_veins"], "blood_vein", only_over=over)
         canvas.paint_tube(curve, q["radius"], label, "blood_left", only_over=over)
         info["ima_curves"][side] = curve

@@ -217,7 +217,7 @@ def generate_case(seed: int, cfg: GeneratorConfig | None = None) -> SyntheticCas
         motion = bool(rng_blur.uniform() < cfg.motion_probability)
         physics_params["motion_blur"] = motion
         if motion:
-            _motion_blur(image, x, y, z, info["heart_box"], float(rng_blur.uniform(1.0, 2.5)), (sx, sy, sz))
+            _motion_blur(image, labels, x, y, z, info["heart_box"], float(rng_blur.uniform(1.0, 2.5)), (sx, sy, sz))
         image = physics.blur(image, (sx, sy, sz), fwhm_in, fwhm_through)
         if cfg.noise:
             image += physics.correlated_noise(shape, noise_sigma, (sx, sy, sz), rng_noise)
@@ -309,8 +309,23 @@ def _window(coords, lo, hi, ramp=10.0):
     return (0.5 - 0.5 * np.cos(np.pi * w)).astype(np.float32)
 
 
-def _motion_blur(image, x, y, z, box, sigma_mm, spacing):
-    """Cardiac motion: blur the heart region, blended in with a smooth window (in place)."""
+#: Anatomy labels that move with the heart beat (pericardium and everything in it, coronaries).
+_BEATING = np.zeros(256, np.float32)
+for _name in ("pericardial_fat", "pericardium", "epicardial_fat", "pulmonary_veins", "left_atrium",
+              "left_ventricle_cavity", "left_ventricle_myocardium", "aorta", "coronary_sinus", "superior_vena_cava",
+              "right_atrium", "right_ventricle_cavity", "pulmonary_artery", "right_ventricle_myocardium",
+              "left_main_coronary_artery", "left_anterior_descending_artery", "left_circumflex_artery",
+              "right_coronary_artery", "coronary_calcium", "aortic_valve_calcium", "mitral_annulus_calcium"):
+    _BEATING[ANATOMY_LABELS[_name]] = 1.0
+
+
+def _motion_blur(image, labels, x, y, z, box, sigma_mm, spacing):
+    """Cardiac motion: blur the heart region, blended in with a smooth window (in place).
+
+    Only what beats with the heart is blurred (a smoothed mask of :data:`_BEATING` labels): the
+    chest wall in front of it, where the 2-3 mm internal mammary arteries run, stays sharp, as on a
+    real scan (a 2.5 mm blur there erased the arteries: CTA median -130 HU inside them).
+    """
     lo, hi = np.asarray(box[0]), np.asarray(box[1])
     i0, i1 = np.searchsorted(x, [lo[0] - 10, hi[0] + 10])
     j0, j1 = np.searchsorted(y, [lo[1] - 10, hi[1] + 10])
@@ -321,6 +336,8 @@ def _motion_blur(image, x, y, z, box, sigma_mm, spacing):
     blurred = ndimage.gaussian_filter(region, sigma=[sigma_mm / s for s in spacing[::-1]], mode="nearest")
     w = (_window(z[k0:k1], lo[2], hi[2])[:, None, None] * _window(y[j0:j1], lo[1], hi[1])[None, :, None]
          * _window(x[i0:i1], lo[0], hi[0])[None, None, :])
+    w = w * ndimage.gaussian_filter(_BEATING[labels[k0:k1, j0:j1, i0:i1]], sigma=[2.0 / s for s in spacing[::-1]],
+                                    mode="nearest")
     region += w * (blurred - region)
 
 
