@@ -331,3 +331,26 @@ def test_recorded_run_card_matches_its_model_and_shows_learning():
     assert best["dice"] == card["metrics"]["dice"]
     with torch.no_grad():
         assert model(torch.zeros(1, 1, 48, 48, 48)).shape == (1, 11, 48, 48, 48)
+
+
+def test_class_weights_reach_the_loss_and_derived_regions_are_never_trained():
+    import torch
+
+    from CardiacAI.training.config import TrainingConfig
+    from CardiacAI.training.engine import build_loss, class_weight_vector
+
+    cfg = TrainingConfig(task="ima-aorta", class_weights={"left_internal_mammary_artery": 10.0}).validate()
+    # values: 1 LIMA, 2 RIMA, 3 peri-IMA (derived), 4 aorta, 5 periaortic (derived)
+    assert class_weight_vector(cfg, 6) == [1.0, 10.0, 1.0, 0.0, 1.0, 0.0]
+    with pytest.raises(InputError, match="unknown structure"):
+        class_weight_vector(TrainingConfig(task="ima-aorta", class_weights={"lima": 2.0}), 6)
+    with pytest.raises(InputError, match="finite and >= 0"):
+        TrainingConfig(task="ima-aorta", class_weights={"aorta": -1.0}).validate()
+    # a missed IMA voxel costs more with its class weighted up
+    target = torch.zeros((1, 1, 4, 4, 4), dtype=torch.long)
+    target[0, 0, 1, 1, 1] = 1
+    logits = torch.zeros((1, 6, 4, 4, 4))
+    logits[:, 0] = 2.0
+    plain = build_loss(TrainingConfig(task="ima-aorta"), 6, "cpu")(logits, target)
+    weighted = build_loss(cfg, 6, "cpu")(logits, target)
+    assert float(weighted) > float(plain) + 0.1

@@ -24,10 +24,12 @@ for which in ${WHICH[@]}; do
         --val-every 500 --train-cases 60 --val-seeds 100000-100003 --fov cardiac \
         --protocols cta:0.35,chest_contrast:0.35,gated_noncontrast:0.15,chest_noncontrast:0.15 \
         --synthseg-fraction 0.1 --seed 202 ;;
-    ima-aorta)  # 1 mm in-plane so a 2-3 mm IMA is 2-3 voxels wide; 2 mm along the vessels (S-I)
+    ima-aorta)  # 1 mm in-plane so a 2-3 mm IMA is 2-3 voxels wide; 2 mm along the vessels (S-I);
+      # IMA cross-entropy x10: unweighted, the IMAs were never learnt (docs/segmentation.md)
       "${CLI[@]}" --output "$OUT/ima-aorta-unet" --task ima-aorta --network unet \
         --spacing 1,1,2 --patch-size 32,96,96 --batch-size 2 --samples-per-case 2 --dice-batch \
-        --steps 3200 --max-minutes 30 --val-every 400 --train-cases 40 --val-seeds 300000-300002 --fov random \
+        --class-weights '{"left_internal_mammary_artery": 10, "right_internal_mammary_artery": 10}' \
+        --steps 4000 --max-minutes 30 --val-every 400 --train-cases 40 --val-seeds 300000-300002 --fov random \
         --protocols cta:0.5,chest_contrast:0.3,chest_noncontrast:0.2 \
         --synthseg-fraction 0.1 --seed 303 ;;
     *) echo "unknown model $which" >&2; exit 2 ;;

@@ -73,6 +73,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=["dicece", "dicefocal"], default=d.loss)
     p.add_argument("--dice-batch", action="store_true",
                    help="one Dice per class over the whole batch (nnU-Net batch Dice; for thin structures)")
+    p.add_argument("--class-weights", default="{}",
+                   help='JSON object: structure key -> cross-entropy weight, e.g. {"aorta": 2}')
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
@@ -120,7 +122,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         task=args.task, network=args.network, network_params=_json_object(args.network_params, "--network-params"),
         patch_size=tuple(args.patch_size), spacing_mm=tuple(args.spacing), intensity_window_hu=tuple(args.window),
         batch_size=args.batch_size, samples_per_case=args.samples_per_case, loss=args.loss,
-        dice_batch=args.dice_batch, lr=args.lr,
+        dice_batch=args.dice_batch, class_weights=_json_object(args.class_weights, "--class-weights"), lr=args.lr,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, steps=args.steps,
         max_minutes=args.max_minutes, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
         patience=args.patience, min_delta=args.min_delta, train_cases=args.train_cases,

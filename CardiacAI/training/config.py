@@ -51,6 +51,7 @@ class TrainingConfig:
     the classes. ``dice_batch`` computes one Dice per class over the whole batch instead of one per
     patch (nnU-Net's "batch Dice"): a thin structure such as an IMA covers a few dozen voxels of a
     patch, and per-patch Dice of such classes is too noisy to learn from in short CPU runs.
+    ``class_weights`` (structure key -> weight, default 1) weight the cross-entropy/focal term.
 
     Steps: ``steps`` optimiser steps of ``batch_size`` patches; ``max_minutes`` stops earlier on
     wall-clock time (training loop only, case generation excluded). The learning rate follows a
@@ -68,6 +69,7 @@ class TrainingConfig:
     samples_per_case: int = 2
     loss: str = "dicece"
     dice_batch: bool = False
+    class_weights: dict[str, float] = dataclasses.field(default_factory=dict)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 20
@@ -112,6 +114,9 @@ class TrainingConfig:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InputError(f"learning rate must be positive, got {self.lr}")
+        bad_weights = {k: w for k, w in self.class_weights.items() if not (float(w) >= 0 and math.isfinite(float(w)))}
+        if bad_weights:
+            raise InputError(f"class weights must be finite and >= 0, got {bad_weights}")
         if self.loss not in ("dicece", "dicefocal"):
             raise InputError(f"unknown loss {self.loss!r}", "choose dicece or dicefocal")
         if self.device not in ("auto", "cpu", "cuda"):
