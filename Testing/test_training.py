@@ -354,3 +354,20 @@ def test_class_weights_reach_the_loss_and_derived_regions_are_never_trained():
     plain = build_loss(TrainingConfig(task="ima-aorta"), 6, "cpu")(logits, target)
     weighted = build_loss(cfg, 6, "cpu")(logits, target)
     assert float(weighted) > float(plain) + 0.1
+
+
+def test_init_from_refuses_missing_or_mismatched_weights(tmp_path):
+    from CardiacAI.networks import build_network
+    from CardiacAI.training.engine import _load_initial_weights
+
+    net = build_network("unet", 1, 6, channels=[4, 8], strides=[2])
+    with pytest.raises(InputError, match="no weights to start from"):
+        _load_initial_weights(net, str(tmp_path / "missing.pt"))
+    other = build_network("unet", 1, 11, channels=[4, 8], strides=[2])
+    torch.save(other.state_dict(), tmp_path / "other.pt")
+    with pytest.raises(InputError, match="do not fit"):
+        _load_initial_weights(net, str(tmp_path / "other.pt"))
+    same = build_network("unet", 1, 6, channels=[4, 8], strides=[2])
+    torch.save({"model": same.state_dict(), "optimizer": {}}, tmp_path / "checkpoint.pt")
+    _load_initial_weights(net, str(tmp_path / "checkpoint.pt"))
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), same.state_dict().values()))

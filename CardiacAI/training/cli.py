@@ -75,6 +75,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="one Dice per class over the whole batch (nnU-Net batch Dice; for thin structures)")
     p.add_argument("--class-weights", default="{}",
                    help='JSON object: structure key -> cross-entropy weight, e.g. {"aorta": 2}')
+    p.add_argument("--init-from", default=None, help="start from this model.pt of an earlier run (same network)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
@@ -123,7 +124,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         patch_size=tuple(args.patch_size), spacing_mm=tuple(args.spacing), intensity_window_hu=tuple(args.window),
         batch_size=args.batch_size, samples_per_case=args.samples_per_case, loss=args.loss,
         dice_batch=args.dice_batch, class_weights=_json_object(args.class_weights, "--class-weights"), lr=args.lr,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, steps=args.steps,
+        init_from=args.init_from, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, steps=args.steps,
         max_minutes=args.max_minutes, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
         patience=args.patience, min_delta=args.min_delta, train_cases=args.train_cases,
         train_seed_start=args.train_seed_start, val_seeds=tuple(args.val_seeds), augment=not args.no_augment,

@@ -52,6 +52,8 @@ class TrainingConfig:
     patch (nnU-Net's "batch Dice"): a thin structure such as an IMA covers a few dozen voxels of a
     patch, and per-patch Dice of such classes is too noisy to learn from in short CPU runs.
     ``class_weights`` (structure key -> weight, default 1) weight the cross-entropy/focal term.
+    ``init_from``: the model.pt (or checkpoint.pt) of an earlier run of the same network to start
+    from (fine-tuning, or a second cosine cycle); the card records its sha256.
 
     Steps: ``steps`` optimiser steps of ``batch_size`` patches; ``max_minutes`` stops earlier on
     wall-clock time (training loop only, case generation excluded). The learning rate follows a
@@ -70,6 +72,7 @@ class TrainingConfig:
     loss: str = "dicece"
     dice_batch: bool = False
     class_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    init_from: str | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 20

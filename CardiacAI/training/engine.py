@@ -91,6 +91,26 @@ def _choose_device(requested: str) -> str:
     return requested
 
 
+def _load_initial_weights(model, path: str) -> None:
+    """Start from the weights of an earlier run (its model.pt, or the ``model`` of a checkpoint.pt).
+
+    Raises InputError when the file is missing or its weights do not fit the network.
+    """
+    import torch
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"no weights to start from at {file}", "give the model.pt of an earlier run")
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state and "optimizer" in state:
+        state = state["model"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise InputError(f"the weights in {file} do not fit this network: {exc}",
+                         "start from a run with the same --network, --network-params and task") from None
+
+
 def class_weight_vector(config: TrainingConfig, num_classes: int) -> list[float]:
     """Per-class weights (index = label value) of the cross-entropy/focal term: 1 for background and
     every structure, ``config.class_weights[key]`` where given, 0 for derived structures (perivascular
@@ -244,6 +264,8 @@ def train(
         raise InputError(f"patch size {list(config.patch_size)} is not a multiple of {model.divisible_by} "
                          f"(needed by network {config.network})",
                          f"choose a patch size divisible by {model.divisible_by}")
+    if config.init_from and checkpoint is None:
+        _load_initial_weights(model, config.init_from)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
@@ -467,6 +489,8 @@ def train(
             "validation_seeds": [int(s) for s in config.val_seeds],
             "steps": int(step),
             "stopped_because": stopped,
+            "initial_weights": (None if not config.init_from else
+                                {"path": str(config.init_from), "sha256": sha256_file(config.init_from)}),
             "training_time_s": round(elapsed, 1),
             "data_preparation_time_s": round(data_time, 1),
             "machine": _machine(device, config.threads),
