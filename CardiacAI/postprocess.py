@@ -13,7 +13,8 @@ keep every component above a minimum volume instead: the pulmonary veins (four s
 the aorta (ascending and descending aorta are separate when the field of view ends below the
 arch, as in most cardiac CT), and thin vessels (coronary sinus, internal mammary arteries), which
 partial-volume effects can break; thin vessels are never opened, closed or smoothed, so they stay
-thin. Perivascular regions are derived from their vessels (:mod:`CardiacAI.perivascular`) and are
+thin. An internal mammary artery piece must also be at least 30 mm long: the artery runs 15-20 cm
+down the chest wall, and short bright pieces elsewhere are other vessels. Perivascular regions are derived from their vessels (:mod:`CardiacAI.perivascular`) and are
 left alone here.
 
 Presence (:func:`structure_presence`): a structure outside the field of view is reported as absent
@@ -99,7 +100,8 @@ def _keep_largest_in_place(out: np.ndarray, boxes, structure: np.ndarray) -> Non
 
 
 def remove_small_components(labelmap: np.ndarray, values: Iterable[int] | None, spacing_ijk,
-                            min_volume_mm3: float | Mapping[int, float], *, connectivity: int = 3) -> np.ndarray:
+                            min_volume_mm3: float | Mapping[int, float], *, connectivity: int = 3,
+                            min_extent_mm: Mapping[int, float] | None = None) -> np.ndarray:
     """Remove connected components smaller than a volume, keeping all larger ones (thin vessels).
 
     Parameters
@@ -110,18 +112,23 @@ def remove_small_components(labelmap: np.ndarray, values: Iterable[int] | None, 
     min_volume_mm3: smallest component kept, in mm³; one number for all values or a mapping
         value -> mm³ (values missing from the mapping are not processed).
     connectivity: 1, 2 or 3 (26-neighbourhood, default).
+    min_extent_mm: value -> mm: a component of that value is also removed when its bounding box is
+        shorter than this on every axis (a vessel piece too short to be that vessel).
 
     Returns a new array; removed voxels become 0.
 
     Raises InputError for a bad label map, spacing or negative volume.
     """
     out = _checked_copy(labelmap)
-    _remove_small_in_place(out, _boxes(out, values), spacing_ijk, min_volume_mm3, _structure(connectivity))
+    _remove_small_in_place(out, _boxes(out, values), spacing_ijk, min_volume_mm3, _structure(connectivity),
+                           min_extent_mm)
     return out
 
 
-def _remove_small_in_place(out: np.ndarray, boxes, spacing_ijk, min_volume_mm3, structure: np.ndarray) -> None:
+def _remove_small_in_place(out: np.ndarray, boxes, spacing_ijk, min_volume_mm3, structure: np.ndarray,
+                           min_extent_mm: Mapping[int, float] | None = None) -> None:
     voxel_mm3 = float(np.prod(_spacing(spacing_ijk)))
+    spacing_kji = np.asarray(_spacing(spacing_ijk), float)[::-1]
     for value, box in boxes:
         if isinstance(min_volume_mm3, Mapping):
             if value not in min_volume_mm3:
@@ -138,6 +145,10 @@ def _remove_small_in_place(out: np.ndarray, boxes, spacing_ijk, min_volume_mm3, 
             continue
         sizes_mm3 = np.bincount(components.ravel()) * voxel_mm3
         small = sizes_mm3 < limit
+        if min_extent_mm and value in min_extent_mm:
+            for n, sl in enumerate(ndi.find_objects(components), start=1):
+                extent = max((s.stop - s.start) * d for s, d in zip(sl, spacing_kji))
+                small[n] |= extent < float(min_extent_mm[value])
         small[0] = False
         if small.any():
             sub[small[components]] = 0
@@ -198,8 +209,10 @@ ANATOMY_RULES: dict[str, tuple] = {
     "right_atrium": ("largest",),
     "right_ventricle_cavity": ("largest",),
     "pulmonary_artery": ("largest",),
-    "left_internal_mammary_artery": ("components", 10.0),
-    "right_internal_mammary_artery": ("components", 10.0),
+    # an IMA runs 15-20 cm down the chest wall; a short bright piece elsewhere (an intercostal or
+    # abdominal vessel) is not one, even when the network calls it so
+    "left_internal_mammary_artery": ("elongated", 10.0, 30.0),
+    "right_internal_mammary_artery": ("elongated", 10.0, 30.0),
     "peri_ima_region": ("none",),
     "periaortic_region": ("none",),
 }
@@ -215,22 +228,28 @@ def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
     label_set: a :class:`CardiacAI.labels.LabelSet` (``.structures`` with ``.key`` and ``.value``).
     spacing_ijk: voxel size (i, j, k) in mm.
     rules: structure key -> rule, overriding :data:`ANATOMY_RULES`; keys without a rule get
-        ("components", 10.0).
+        ("components", 10.0). Rules: ("largest",) keeps the largest connected component;
+        ("components", mm3) every component of at least mm3; ("elongated", mm3, mm) every component
+        of at least mm3 whose bounding box is at least mm long on some axis (a vessel's run);
+        ("none",) leaves the structure alone.
 
     Hole filling (:func:`fill_holes`) follows for every structure whose rule is not ("none",).
     """
     table = dict(ANATOMY_RULES)
     table.update(rules or {})
-    largest, minimum, fill = [], {}, []
+    largest, minimum, min_extent, fill = [], {}, {}, []
     for structure in label_set.structures:
         rule = table.get(structure.key, ("components", 10.0))
         if rule[0] == "largest":
             largest.append(structure.value)
         elif rule[0] == "components":
             minimum[structure.value] = float(rule[1])
+        elif rule[0] == "elongated" and len(rule) == 3:
+            minimum[structure.value] = float(rule[1])
+            min_extent[structure.value] = float(rule[2])
         elif rule[0] != "none":
             raise InputError(f"unknown post-processing rule {rule!r} for '{structure.key}'",
-                             "use ('largest',), ('components', mm3) or ('none',)")
+                             "use ('largest',), ('components', mm3), ('elongated', mm3, mm) or ('none',)")
         if rule[0] != "none":
             fill.append(structure.value)
     # The three steps of keep_largest_component, remove_small_components and fill_holes on one
@@ -240,7 +259,7 @@ def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
     boxes = dict(_boxes(out, None))
     _keep_largest_in_place(out, [(v, boxes[v]) for v in sorted(set(largest)) if v in boxes], _structure(3))
     _remove_small_in_place(out, [(v, boxes[v]) for v in sorted(minimum) if v in boxes], spacing_ijk, minimum,
-                           _structure(3))
+                           _structure(3), min_extent)
     changed = set(largest) | set(minimum)
     fill_boxes = []
     for value in sorted(set(fill)):

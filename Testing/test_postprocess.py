@@ -116,6 +116,21 @@ def test_clean_labelmap_applies_the_anatomy_rules():
     assert np.array_equal(out == v["aorta"], ascending | descending)
 
 
+def test_ima_pieces_too_short_to_be_the_artery_are_removed():
+    labels = get_label_set("ima-aorta")
+    v = {s.key: s.value for s in labels.structures}
+    shape = (40, 40, 40)  # SPACING_IJK voxels
+    labelmap = np.zeros(shape, np.uint8)
+    labelmap[2:38, 10, 10] = v["left_internal_mammary_artery"]  # a long thin run down the chest wall: kept
+    labelmap[5:8, 30:33, 30:33] = v["left_internal_mammary_artery"]  # a short bright blob: removed
+    out = clean_labelmap(labelmap, labels, SPACING_IJK)
+    expected = np.zeros(shape, bool)
+    expected[2:38, 10, 10] = True
+    assert np.array_equal(out == v["left_internal_mammary_artery"], expected)
+    with pytest.raises(InputError, match="unknown post-processing rule"):
+        clean_labelmap(labelmap, labels, SPACING_IJK, rules={"aorta": ("elongated", 10.0)})
+
+
 def _phantom_ct(shape=(30, 96, 96), padding=True):
     """A body ellipse (40 HU) with two lungs (-850 HU), a table below it, air around, padded circle."""
     _, j, i = np.indices(shape, dtype=float)
@@ -264,10 +279,12 @@ def test_clean_labelmap_equals_its_three_steps_in_turn():
                 labelmap[blob & (labelmap == 0)] = s.value
             largest = [s.value for s in labels.structures if ANATOMY_RULES[s.key][0] == "largest"]
             minimum = {s.value: ANATOMY_RULES[s.key][1] for s in labels.structures
-                       if ANATOMY_RULES[s.key][0] == "components"}
+                       if ANATOMY_RULES[s.key][0] in ("components", "elongated")}
+            extent = {s.value: ANATOMY_RULES[s.key][2] for s in labels.structures
+                      if ANATOMY_RULES[s.key][0] == "elongated"}
             fill = [s.value for s in labels.structures if ANATOMY_RULES[s.key][0] != "none"]
             expected = fill_holes(remove_small_components(keep_largest_component(labelmap, largest), list(minimum),
-                                                          SPACING_IJK, minimum), fill)
+                                                          SPACING_IJK, minimum, min_extent_mm=extent), fill)
             result = clean_labelmap(labelmap, labels, SPACING_IJK)
             np.testing.assert_array_equal(result, expected)
             assert not np.array_equal(result, labelmap)  # the rules did something
