@@ -16,8 +16,11 @@ Method, on boolean masks in (k, j, i) order with anisotropic spacing handled in 
    centre plus the sub-voxel offset of the true axis (from the neighbours' distances).
 3. The local diameter of a vessel voxel is its local thickness (Hildebrand & Rüegsegger, J
    Microsc 1997): the diameter of the largest inscribed ball containing it, kept within
-   [``min_diameter_mm``, ``max_distance_mm``]; every voxel outside the vessel takes the diameter
-   of its nearest vessel (wall) voxel (nearest-feature transform, ``return_indices=True``).
+   [``min_diameter_mm``, ``max_distance_mm``]; a voxel less than half as thick as the thickest within
+   :data:`SURFACE_NOISE_MM` (at least one voxel per axis) takes that thickness, so that a one-voxel
+   bump of a segmented surface does not pass its tiny local thickness to the tissue beside it; every voxel outside the
+   vessel takes the diameter of its nearest vessel (wall) voxel (nearest-feature transform,
+   ``return_indices=True``).
 4. The region is every non-vessel voxel whose distance to the wall (distance to the nearest vessel
    voxel centre minus half a voxel along that direction) is at most that local diameter, inside
    ``body_mask`` and outside ``exclude_mask``.
@@ -49,6 +52,9 @@ DEFAULT_MIN_DIAMETER_MM = 1.0
 #: Largest region thickness (mm): covers the normal adult aorta (ascending diameter up to about
 #: 40 mm) while stopping a dilated aorta or a mis-segmented blob from flooding the chest.
 DEFAULT_MAX_DISTANCE_MM = 40.0
+
+#: Surface roughness (mm) of a segmented vessel that must not change its local diameter (step 3).
+SURFACE_NOISE_MM = 1.5
 
 #: Structure keys of the ima-aorta label set this module reads and writes.
 IMA_KEYS = ("left_internal_mammary_artery", "right_internal_mammary_artery")
@@ -258,6 +264,16 @@ def _regions(labels: np.ndarray, value: int, spacing_ijk, body: np.ndarray | Non
             del depth
     vessel_diameter = np.clip(2.0 * radius, min_diameter_mm, max_distance_mm)
     del radius
+    # A wall voxel on a one-voxel bump of a segmented surface (the staircase of a label map resampled
+    # from the model grid, or a network's rough edge) lies in no large inscribed ball, and the tissue
+    # beside it would take its tiny diameter: around a predicted aorta on a 0.7 x 0.7 x 2.5 mm scan the
+    # region shrank to 540 mL where the true aorta gives 1690 mL. A vessel voxel less than half as thick
+    # as the thickest within SURFACE_NOISE_MM (at least one voxel) on each axis takes that thickness; a
+    # smooth vessel's diameters, which change far less over that distance, stay as they are.
+    size = [2 * max(1, int(round(SURFACE_NOISE_MM / float(s)))) + 1 for s in sampling]
+    widest = ndi.maximum_filter(np.where(v_in, vessel_diameter, 0.0).astype(np.float32), size=size)
+    vessel_diameter = np.where(v_in & (vessel_diameter < 0.5 * widest), widest, vessel_diameter)
+    del widest
 
     # The region, around each group of pieces, in its box grown by the largest thickness (plus the half voxel).
     reach_mm = float(vessel_diameter[v_in].max()) + float(sampling.max())
