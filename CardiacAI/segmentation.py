@@ -147,12 +147,17 @@ def heart_region(labels: np.ndarray) -> np.ndarray:
 
 def crop_box_around(labels: np.ndarray, spacing_ijk, margin_mm: float) -> tuple[slice, slice, slice] | None:
     """(k, j, i) index box around the non-zero voxels of ``labels`` plus ``margin_mm``; None if empty."""
-    nz = np.argwhere(labels > 0)
-    if nz.size == 0:
-        return None
+    # per-axis projections: np.argwhere of a body mask (half of a 512 x 512 x 261 grid) costs 0.8 GB and 3 s
+    occupied = labels > 0
+    extents = []
+    for axis in range(3):
+        hits = np.flatnonzero(occupied.any(axis=tuple(a for a in range(3) if a != axis)))
+        if hits.size == 0:
+            return None
+        extents.append((hits[0], hits[-1]))
     margin = np.ceil(margin_mm / np.asarray(spacing_ijk, float)[::-1]).astype(int)
-    lo = np.maximum(nz.min(axis=0) - margin, 0)
-    hi = np.minimum(nz.max(axis=0) + 1 + margin, labels.shape)
+    lo = np.maximum(np.array([e[0] for e in extents]) - margin, 0)
+    hi = np.minimum(np.array([e[1] for e in extents]) + 1 + margin, labels.shape)
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))  # type: ignore[return-value]
 
 
