@@ -6,12 +6,17 @@ Usage: python benchmarks/bench_segment.py [--repeats 3] [--tasks whole-heart ima
 Prints per task and case: median wall-clock (s), min/max, median peak RSS (MB), the median of each
 stage time the run wrote to run.json (reading, library imports, model loading, inference,
 post-processing, writing), and the machine.
+With --warm it also runs each case ``--repeats`` + 1 times in ONE process (a cohort run,
+``cardiacai segment CASE CASE ...``) and reports the median of the scans after the first, from
+reading the series to writing its folder: the time per scan once PyTorch and MONAI are loaded, as in a
+cohort or a Slicer session that has run once.
 Not a test: timings depend on the machine and what else runs on it.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import resource
 import statistics
@@ -38,12 +43,23 @@ def run_once(task: str, case: Path, out: Path, extra: list[str]) -> tuple[float,
     return wall, max(peak, before) / 1024.0
 
 
+def run_warm(task: str, case: Path, repeats: int, extra: list[str]) -> list[float]:
+    """Seconds per scan (reading to writing) of scans 2..repeats+1 of one cohort process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "CardiacAI", "segment", *[str(case)] * (repeats + 1), "-o", tmp,
+                        "--task", task, "--quiet", *extra], check=True, stdout=subprocess.DEVNULL)
+        with open(Path(tmp) / "cohort.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    return [float(r["seconds"]) for r in rows[1:]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tasks", nargs="+", default=["whole-heart", "ima-aorta"])
     parser.add_argument("--cases", nargs="+", default=["LIDC-IDRI-0001", "LIDC-IDRI-0002"])
     parser.add_argument("--cpu", action="store_true", help="pass --cpu (no GPU)")
+    parser.add_argument("--warm", action="store_true", help="also time scans in one process (cohort run)")
     args = parser.parse_args()
     print(f"machine: {machine_line()}")
     extra = ["--cpu"] if args.cpu else []
@@ -66,6 +82,10 @@ def main() -> None:
                   f"max {max(walls):.2f}, n={len(walls)}), peak RSS {max(peaks):.0f} MB")
             print("    stages (median s): " + ", ".join(f"{stage} {statistics.median(values):.2f}"
                                                       for stage, values in stages.items()))
+            if args.warm:
+                warm = run_warm(task, case, args.repeats, extra)
+                print(f"    in one process, after the first scan: median {statistics.median(warm):.2f} s per scan "
+                      f"(min {min(warm):.2f}, max {max(warm):.2f}, n={len(warm)})")
 
 
 if __name__ == "__main__":

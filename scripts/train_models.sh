@@ -25,13 +25,15 @@ for which in ${WHICH[@]}; do
         --protocols cta:0.35,chest_contrast:0.35,gated_noncontrast:0.15,chest_noncontrast:0.15 \
         --synthseg-fraction 0.1 --seed 202 ;;
     ima-aorta)  # 1 mm in-plane so a 2-3 mm IMA is 2-3 voxels wide; 2 mm along the vessels (S-I);
-      # IMA cross-entropy x10: unweighted, the IMAs were never learnt (docs/segmentation.md)
-      "${CLI[@]}" --output "$OUT/ima-aorta-unet" --task ima-aorta --network unet \
-        --spacing 1,1,2 --patch-size 32,96,96 --batch-size 2 --samples-per-case 2 --dice-batch \
-        --class-weights '{"left_internal_mammary_artery": 10, "right_internal_mammary_artery": 10}' \
-        --steps 4000 --max-minutes 30 --val-every 400 --train-cases 40 --val-seeds 300000-300002 --fov random \
-        --protocols cta:0.5,chest_contrast:0.3,chest_noncontrast:0.2 \
-        --synthseg-fraction 0.1 --seed 303 ;;
+      # IMA cross-entropy x10: unweighted, the IMAs were never learnt (docs/segmentation.md).
+      # Two cosine cycles: 4000 steps from random weights, then 6000 more from those weights.
+      IMA=(--task ima-aorta --network unet --spacing 1,1,2 --patch-size 32,96,96 --batch-size 2 --samples-per-case 2
+           --dice-batch --class-weights '{"left_internal_mammary_artery": 10, "right_internal_mammary_artery": 10}'
+           --val-every 400 --train-cases 40 --val-seeds 300000-300002 --fov random
+           --protocols cta:0.5,chest_contrast:0.3,chest_noncontrast:0.2 --synthseg-fraction 0.1)
+      "${CLI[@]}" --output "$OUT/ima-aorta-unet-phase1" "${IMA[@]}" --steps 4000 --max-minutes 30 --seed 303
+      "${CLI[@]}" --output "$OUT/ima-aorta-unet" "${IMA[@]}" --steps 6000 --max-minutes 40 --seed 304 \
+        --init-from "$OUT/ima-aorta-unet-phase1/model.pt" ;;
     *) echo "unknown model $which" >&2; exit 2 ;;
   esac
 done
