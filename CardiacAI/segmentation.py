@@ -327,8 +327,6 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         max_size = entry.localizer.get("max_size_mm")
         box = region_of_interest(coarse.array, label_set, image.spacing, float(entry.localizer.get("margin_mm", 20.0)),
                                  max_size, image.direction)
-        if box is not None:
-            region = crop_image(image, box)
     else:
         # Without a localiser the network would spend a third of its time on air and the table:
         # run it on the body's bounding box. The body on the whole grid is needed later anyway.
@@ -336,8 +334,8 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         body_full = body_mask_from_ct(image)
         box = crop_box_around(body_full, image.spacing, BODY_BOX_MARGIN_MM)
         timings["body_s"] = time.perf_counter() - t
-        if box is not None:
-            region = crop_image(image, box)
+    if box is not None:
+        region = crop_image(image, box)
     check_cancel()
     t = time.perf_counter()
     fine = predict_labels(region, entry, network, device, progress=report, cancel=cancel,
@@ -363,7 +361,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     if body_full is not None:
         body = body_full[roi]
     else:
-        body = body_mask_from_ct(crop_image(image, box) if box is not None else image)
+        body = body_mask_from_ct(region)
     labels[roi][~body] = 0
     labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing)
     min_volume_ml = entry.min_volume_ml or 0.0
@@ -381,8 +379,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         presence.update(structure_presence(image.with_array(labels), label_set, image, min_volume_ml=min_volume_ml,
                                            keys=[s.key for s in label_set.structures if s.derived_from]))
     labelmap = image.with_array(labels.astype(np.uint8), modality="", metadata={"task": task})
-    measurements = measure_structures(crop_image(image, box) if box is not None else image,
-                                      crop_image(labelmap, box) if box is not None else labelmap,
+    measurements = measure_structures(region, crop_image(labelmap, box) if box is not None else labelmap,
                                       label_set, presence)
     timings["postprocess_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start

@@ -77,18 +77,14 @@ def markdown(results: list[dict]) -> str:
         lines.append(f"**{r['task']}, {r['protocol']}** ({r['cases']} whole-chest scans at {size} mm, "
                      f"seeds {r['seeds'][0]}-{r['seeds'][1]}; median {r['median_seconds']:.1f} s per scan)\n")
         lines.append("| structure | Dice | HD95 (mm) | ASD (mm) |\n|---|---|---|---|")
-        dices = []
         combined = COMBINED.get(r["task"], {})
-        for key, m in r["structures"].items():
-            if key not in combined:
-                dices.append(m["dice"])
-        for key, m in r["structures"].items():
-            if key not in combined:
-                lines.append(f"| {key} | {m['dice']:.3f} | {m['hd95']:.1f} | {m['asd']:.2f} |")
-        lines.append(f"| **mean** | **{np.mean(dices):.3f}** | | |")
-        for key, m in r["structures"].items():
-            if key in combined:
-                lines.append(f"| {key} (as the IMA/aorta paper reports) | {m['dice']:.3f} | {m['hd95']:.1f} | {m['asd']:.2f} |")
+        single = {k: m for k, m in r["structures"].items() if k not in combined}
+        unions = {k: m for k, m in r["structures"].items() if k in combined}
+        for key, m in single.items():
+            lines.append(f"| {key} | {m['dice']:.3f} | {m['hd95']:.1f} | {m['asd']:.2f} |")
+        lines.append(f"| **mean** | **{np.mean([m['dice'] for m in single.values()]):.3f}** | | |")
+        for key, m in unions.items():
+            lines.append(f"| {key} (as the IMA/aorta paper reports) | {m['dice']:.3f} | {m['hd95']:.1f} | {m['asd']:.2f} |")
         ok, total = r["absent_correct"]
         if total:
             lines.append(f"\nStructures cropped out of the field of view reported absent: {ok} of {total}.")
