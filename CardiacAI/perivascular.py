@@ -18,9 +18,9 @@ Method, on boolean masks in (k, j, i) order with anisotropic spacing handled in 
    Microsc 1997): the diameter of the largest inscribed ball containing it, kept within
    [``min_diameter_mm``, ``max_distance_mm``]; a voxel less than half as thick as the thickest within
    :data:`SURFACE_NOISE_MM` (at least one voxel per axis) takes that thickness, so that a one-voxel
-   bump of a segmented surface does not pass its tiny local thickness to the tissue beside it; every voxel outside the
-   vessel takes the diameter of its nearest vessel (wall) voxel (nearest-feature transform,
-   ``return_indices=True``).
+   bump of a segmented surface does not pass its tiny local thickness to the tissue beside it;
+   every voxel outside the vessel takes the diameter of its nearest vessel (wall) voxel
+   (nearest-feature transform, ``return_indices=True``).
 4. The region is every non-vessel voxel whose distance to the wall (distance to the nearest vessel
    voxel centre minus half a voxel along that direction) is at most that local diameter, inside
    ``body_mask`` and outside ``exclude_mask``.

@@ -14,8 +14,8 @@ the aorta (ascending and descending aorta are separate when the field of view en
 arch, as in most cardiac CT), and thin vessels (coronary sinus, internal mammary arteries), which
 partial-volume effects can break; thin vessels are never opened, closed or smoothed, so they stay
 thin. An internal mammary artery piece must also be at least 30 mm long: the artery runs 15-20 cm
-down the chest wall, and short bright pieces elsewhere are other vessels. Perivascular regions are derived from their vessels (:mod:`CardiacAI.perivascular`) and are
-left alone here.
+down the chest wall, and short bright pieces elsewhere are other vessels. Perivascular regions are
+derived from their vessels (:mod:`CardiacAI.perivascular`) and are left alone here.
 
 Presence (:func:`structure_presence`): a structure outside the field of view is reported as absent
 with the reason, never kept as a hallucination (issue #4).

@@ -33,6 +33,11 @@ COMBINED = {"ima-aorta": {"imas_with_peri_ima_region": ("left_internal_mammary_a
                           "aorta_with_periaortic_region": ("aorta", "periaortic_region")}}
 
 
+def _union(labelmap, values):
+    """A binary label map (1 where ``labelmap`` holds any of ``values``) on the same grid."""
+    return labelmap.with_array(np.isin(labelmap.array, values).astype(np.uint8))
+
+
 def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, float]) -> dict:
     per_structure: dict[str, dict[str, list[float]]] = {}
     absent_ok, absent_total, seconds = 0, 0, []
@@ -51,9 +56,7 @@ def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, 
             if not all(case.present[task].get(k, True) for k in keys if k in structures):
                 continue  # scored when every vessel of the union is in view
             group = [values[k] for k in keys]
-            union = {name: 1}
-            scores.update(compare_labelmaps(result.labelmap.with_array(np.isin(result.labelmap.array, group).astype(np.uint8)),
-                                            truth.with_array(np.isin(truth.array, group).astype(np.uint8)), union))
+            scores.update(compare_labelmaps(_union(result.labelmap, group), _union(truth, group), {name: 1}))
         for key, m in scores.items():
             if not case.present[task].get(key, True):
                 absent_total += 1
