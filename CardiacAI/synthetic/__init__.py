@@ -15,7 +15,10 @@ See docs/synthetic.md for the anatomy, the HU calibration against real scans and
 #: Version of the generated cases (anatomy and physics): training caches are keyed on it, so bump it
 #: whenever the same seed would give a different case. 0.2: upper abdomen (liver lobes and veins,
 #: stomach, spleen, colon), scanner table, whole-chest field of view 6-14 cm below the diaphragm.
-__version__ = "0.2.1"
+#: 0.2.1: IMAs in an extrapleural fat sleeve, motion blur only on what beats. 0.2.2: anterior chest
+#: wall as on real scans (sternum level with the cartilages, IMAs at its depth, anterior lungs up to
+#: the manubrium).
+__version__ = "0.2.2"
 
 from .anatomy_labels import ANATOMY_LABELS, LABEL_NAMES, TASKS, task_structures
 from .generator import FOVS, GeneratorConfig, SyntheticCase, generate_case

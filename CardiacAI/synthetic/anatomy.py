@@ -13,8 +13,8 @@ precedence (later shapes cover earlier ones).
 
 Sizes follow typical adult values: LV cavity 60-250 mL (end-diastole), LV myocardium 80-250 g
 (1.05 g/mL, including the papillary muscles as the whole-heart paper does), LA 40-150 mL, aortic
-diameter 25-40 mm, coronary arteries 1.5-4.5 mm, internal mammary arteries 2-3 mm 10-20 mm lateral
-to the sternal border, calcified plaques 1-500 mm³ with peak 130-1500 HU.
+diameter 25-40 mm, coronary arteries 1.5-4.5 mm, internal mammary arteries 2-3 mm, 6-18 mm lateral
+to the sternal border at the sternum's depth, calcified plaques 1-500 mm³ with peak 130-1500 HU.
 """
 
 from __future__ import annotations
@@ -166,8 +166,9 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
     # manubrium top (jugular notch) above the arch; the subclavian arteries (IMA origins) higher still
     p["sternum"] = dict(half_width=_u(rng, 14, 19), thickness=_u(rng, 10, 14), top_z=arch_top + _u(rng, 12, 25),
                         xiphoid_z=H[2] - _u(rng, 60, 90))
-    # Internal mammary arteries: distance from the sternal border and radius (2-3 mm diameter).
-    p["ima"] = {side: dict(lateral=_u(rng, 10, 20), radius=_u(rng, 1.0, 1.5), vein_radius=_u(rng, 1.0, 1.6),
+    # Internal mammary arteries: distance from the sternal border (6-18 mm: 7-21 mm measured beside
+    # the sternal body on LIDC-IDRI-0001) and radius (2-3 mm diameter).
+    p["ima"] = {side: dict(lateral=_u(rng, 6, 18), radius=_u(rng, 1.0, 1.5), vein_radius=_u(rng, 1.0, 1.6),
                            vein_side=float(rng.choice([-1.0, 1.0])), phase=_u(rng, 0, 6.3))
                 for side in ("left", "right")}
     # Coronary arteries (radii in mm, 1.5-4.5 mm diameter at the origin).
@@ -211,6 +212,9 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
                    x_left=_u(rng, 50, 90), x_right=_u(rng, -60, 0), y=_u(rng, -0.75, -0.45)),
         table=dict(gap=_u(rng, 0, 10), thickness=_u(rng, 3, 6), sag=_u(rng, 15, 40)),
     )
+    # Anterior chest wall (generator 0.2.2; drawn last so the draws above stay as they were): how far
+    # the sternum's posterior surface lies behind the back of the costal cartilages (mm).
+    p["chest_wall"] = dict(sternum_behind_cartilage=_u(rng, 0, 4))
     return p
 
 
@@ -444,7 +448,12 @@ def paint_anatomy(canvas: shapes.Canvas, p: dict) -> dict:
                                           lambda z: np.float32(28), lambda z: np.float32(40))(X, Y, Z)
     lung = np.maximum(d_cavity, np.float32(3) - below)
     del d_cavity, below
-    lung = np.maximum(lung, Z - np.float32(apex_z) + np.float32(0.012) * ((np.abs(X) - 70) ** 2 + (Y - 10) ** 2))
+    # Apex: a paraboloid, falling off more slowly anteriorly, so the anterior lungs reach the manubrium
+    # behind the chest wall (as on LIDC-IDRI-0001; a symmetric fall-off left a broad triangle of
+    # anterior mediastinal fat above the heart, where the IMAs run).
+    y_fall = np.where(Y < 10, np.float32(0.005), np.float32(0.012))
+    lung = np.maximum(lung, Z - np.float32(apex_z) + np.float32(0.012) * (np.abs(X) - 70) ** 2 + y_fall * (Y - 10) ** 2)
+    del y_fall
     lung = np.maximum(lung, -post_med)
     lung = np.maximum(lung, np.float32(7.0) - np.abs(X))  # lateral of x = +-7 mm
     canvas.paint_distance(lung, sl_full, L["lung"], "lung")
@@ -480,7 +489,7 @@ def paint_anatomy(canvas: shapes.Canvas, p: dict) -> dict:
                  L["esophagus"], "esophagus")
 
     _paint_spine(canvas, p, z_lo, z_hi)
-    _paint_ribs_and_sternum(canvas, p, body)
+    _paint_ribs(canvas, p, body)
 
     # Great veins and arch branches outside the pericardium.
     pts = p["points"]
@@ -493,6 +502,8 @@ def paint_anatomy(canvas: shapes.Canvas, p: dict) -> dict:
         _tube(canvas, rng, pts[name], r, "supra_aortic_arteries", "blood_left", 1.0)
 
     info.update(_paint_heart(canvas, p, rng))
+    _restore_chest_wall(canvas, body, info["heart_box"])
+    _paint_sternum(canvas, p, body)
     _paint_imas(canvas, p, body, rng, info)
     _paint_upper_abdomen(canvas, p, left_top, right_top)
     _paint_table(canvas, p, z_lo, z_hi)
@@ -641,7 +652,41 @@ def _paint_spine(canvas, p, z_lo, z_hi):
                  [-8, canal_y - 8, z_lo - 10], [8, canal_y + 8, z_hi + 10], L["spinal_canal"], "csf")
 
 
-def _paint_ribs_and_sternum(canvas, p, body: Body):
+#: What beats with the heart (blurred by cardiac motion; never painted into the chest wall).
+BEATING_STRUCTURES = ("pericardial_fat", "pericardium", "epicardial_fat", "pulmonary_veins", "left_atrium",
+                      "left_ventricle_cavity", "left_ventricle_myocardium", "aorta", "coronary_sinus",
+                      "superior_vena_cava", "right_atrium", "right_ventricle_cavity", "pulmonary_artery",
+                      "right_ventricle_myocardium", "left_main_coronary_artery", "left_anterior_descending_artery",
+                      "left_circumflex_artery", "right_coronary_artery", "coronary_calcium", "aortic_valve_calcium",
+                      "mitral_annulus_calcium")
+
+
+def _restore_chest_wall(canvas, body: Body, heart_box) -> None:
+    """Paint the chest wall (skin, subcutaneous fat, muscle) and the air outside back over any heart
+    that reached into them.
+
+    A large heart in a shallow chest went through the chest wall on 4 of 10 seeds in generator
+    0.2.1 (seed 7: pericardial fat out to the skin). The wall is rigid: the heart lies flat against
+    it, as on real scans."""
+    lo, hi = np.asarray(heart_box[0], float) - 5, np.asarray(heart_box[1], float) + 5
+    sl = canvas.box(lo, hi)
+    X, Y, Z = canvas.coordinates(sl, False)
+    heart = tissue_lookup(BEATING_STRUCTURES)
+    d_body = body.outer_sdf(X, Y, Z)
+    posterior = np.float32(body.post) * np.clip(Y / np.float32(body.b), 0, 1) ** 2
+    canvas.paint_distance(-d_body, sl, L["background"], "air", only_over=heart)
+    layers = [(L["skin"], "skin", 0.0, body.skin), (L["subcutaneous_fat"], "fat", body.skin, body.muscle_outer)]
+    for label, tissue, outer, inner in layers + [(L["muscle"], "muscle", body.muscle_outer, None)]:
+        inner_d = d_body + np.float32(body.cavity) + posterior if inner is None else d_body + np.float32(inner)
+        canvas.paint_distance(np.maximum(d_body + np.float32(outer), -inner_d), sl, label, tissue, only_over=heart)
+
+
+#: Radius of the ribs' cortex and of the costal cartilages (mm).
+CARTILAGE_RADIUS_MM = 4.5
+
+
+def _paint_ribs(canvas, p, body: Body):
+    """Ribs and, for the upper seven, costal cartilages running to the sternal border."""
     st = p["sternum"]
     ribs = p["ribs"]
     y_spine = p["y_spine"]
@@ -662,7 +707,7 @@ def _paint_ribs_and_sternum(canvas, p, body: Body):
             curve = shapes.smooth_curve(pts, 7.0)
             if curve[:, 0].max() < x_lo - 10 or curve[:, 0].min() > x_hi + 10:
                 continue
-            canvas.paint_tube(curve, 4.5, L["rib"], "bone_cortex")
+            canvas.paint_tube(curve, CARTILAGE_RADIUS_MM, L["rib"], "bone_cortex")
             canvas.paint_tube(curve, 2.8, L["rib"], "bone_marrow")
             if n < 7:  # costal cartilage from the rib end to the sternal border
                 zc = st["top_z"] - 18 - n * (st["top_z"] - st["xiphoid_z"] - 20) / 7.0
@@ -670,10 +715,20 @@ def _paint_ribs_and_sternum(canvas, p, body: Body):
                 target = body.point_on(body.rib_centre, 0.6, side * (w - 1), zc)
                 mid = body.point_on(body.rib_centre, 0.6, (end[0] + target[0]) / 2, (end[2] + zc) / 2)
                 cart = shapes.smooth_curve([end, mid, target], 5.0)
-                canvas.paint_tube(cart, 4.5, L["costal_cartilage"], "cartilage")
-    # Sternum: manubrium, body, xiphoid, just under the pectoral fascia.
-    y_front = body.point_on(body.muscle_outer, 0, 0, 0)[1] + 1.0
+                canvas.paint_tube(cart, CARTILAGE_RADIUS_MM, L["costal_cartilage"], "cartilage")
+
+
+def _paint_sternum(canvas, p, body: Body):
+    """Sternum: manubrium, body, xiphoid. Painted after the heart: in thin patients the right ventricle
+    reaches the sternum, and the bone, not the heart, keeps its shape there."""
+    st = p["sternum"]
+    w = st["half_width"]
+    # Sternum: manubrium, body, xiphoid. Its posterior surface lies level with or just behind the backs
+    # of the costal cartilages (0-4 mm), so the IMAs behind the cartilages run at the sternum's depth
+    # with lung right behind them, as on real scans.
     t = st["thickness"]
+    behind = p.get("chest_wall", {}).get("sternum_behind_cartilage", 0.0)
+    y_front = body.point_on(body.rib_centre + CARTILAGE_RADIUS_MM + behind, 0, 0, 0)[1] - t
     parts = [(st["top_z"] - 35, st["top_z"], w + 8), (st["xiphoid_z"] + 25, st["top_z"] - 35, w),
              (st["xiphoid_z"], st["xiphoid_z"] + 25, w * 0.45)]
     for z0, z1, half in parts:
@@ -861,12 +916,13 @@ IMA_FAT_SLEEVE_MM = 3.0
 
 
 def _paint_imas(canvas, p, body: Body, rng, info):
-    """Internal mammary arteries and veins: from the subclavian arteries down behind the costal
-    cartilages, 10-20 mm lateral to the sternal border, past the xiphoid."""
+    """Internal mammary arteries and veins: from the subclavian arteries down just behind the costal
+    cartilages (level with the sternum's posterior surface), 6-18 mm lateral to the sternal border,
+    past the xiphoid."""
     st = p["sternum"]
     over = tissue_lookup(SOFT + ("pericardial_fat", "internal_mammary_veins", "brachiocephalic_veins"))
     lung_only = tissue_lookup(("lung",))
-    inset = body.rib_centre + 4.5 + 1.5  # just behind the rib/cartilage layer
+    inset = body.rib_centre + CARTILAGE_RADIUS_MM + 1.0  # 1 mm of fat behind the rib/cartilage layer
     z_top = p["arch_top_z"] + 25
     z_end = st["xiphoid_z"] - 25
     info["ima_curves"] = {}

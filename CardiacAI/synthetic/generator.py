@@ -311,12 +311,7 @@ def _window(coords, lo, hi, ramp=10.0):
 
 #: Anatomy labels that move with the heart beat (pericardium and everything in it, coronaries).
 _BEATING = np.zeros(256, np.float32)
-for _name in ("pericardial_fat", "pericardium", "epicardial_fat", "pulmonary_veins", "left_atrium",
-              "left_ventricle_cavity", "left_ventricle_myocardium", "aorta", "coronary_sinus", "superior_vena_cava",
-              "right_atrium", "right_ventricle_cavity", "pulmonary_artery", "right_ventricle_myocardium",
-              "left_main_coronary_artery", "left_anterior_descending_artery", "left_circumflex_artery",
-              "right_coronary_artery", "coronary_calcium", "aortic_valve_calcium", "mitral_annulus_calcium"):
-    _BEATING[ANATOMY_LABELS[_name]] = 1.0
+_BEATING[[ANATOMY_LABELS[name] for name in anatomy_mod.BEATING_STRUCTURES]] = 1.0
 
 
 def _motion_blur(image, labels, x, y, z, box, sigma_mm, spacing):
