@@ -192,7 +192,7 @@ def test_imas_lie_where_they_belong(chest_cta):
     """IMAs where they are on real scans (LIDC-IDRI-0001 beside the sternal body: 7-21 mm from the
     sternal border, centre 3.5 mm in front of to 1.5 mm behind the sternum's posterior surface, lung
     right behind; benchmarks/ima_position.py), anterior, 2-3 mm across (equivalent diameter from the
-    cross-section, ±0.6 mm for the grid). Generator 0.2.1 put them up to 5 mm behind the sternum with
+    cross-section, ±0.6 mm for the grid; drawn 1.6-2.8 mm). Generator 0.2.1 put them up to 5 mm behind the sternum with
     up to 5 cm of anterior mediastinal fat behind them (fat right behind on 80-87 % of slices here)."""
     a = chest_cta.anatomy.array
     sx, sy, _ = chest_cta.anatomy.spacing
@@ -223,9 +223,9 @@ def test_imas_lie_where_they_belong(chest_cta):
         assert 1.4 <= np.median(diameter) <= 3.6, (side, np.median(diameter))
         # (real -3.5 to +1.5 mm, plus a voxel and the half-voxel from measuring to the last sternum voxel)
         assert -4 <= np.median(behind_sternum) <= 3.5, (side, np.median(behind_sternum))
-        # lung (or the pericardium) right behind the 3 mm fat sleeve (+ a voxel each side), not a
-        # wedge of mediastinal fat, except in the upper mediastinum behind the manubrium
-        assert np.mean(np.asarray(fat_behind) <= 3.0 + 1.5 + 2 * sy) >= 0.9, (side, np.round(fat_behind, 1))
+        # lung (or the pericardium) right behind the 0.5-2 mm fat sleeve (+ the radius and a voxel each
+        # side), not a wedge of mediastinal fat, except in the upper mediastinum behind the manubrium
+        assert np.mean(np.asarray(fat_behind) <= 2.0 + 1.4 + 2 * sy) >= 0.9, (side, np.round(fat_behind, 1))
     # running from the subclavian level down past the xiphoid
     z_ima = np.nonzero((a == L["left_internal_mammary_artery"]).any(axis=(1, 2)))[0]
     z_sternum = np.nonzero(sternum.any(axis=(1, 2)))[0]
@@ -254,9 +254,11 @@ def test_heart_stays_inside_the_chest_wall_and_behind_the_sternum():
 
 
 def test_imas_are_visible_in_fat_not_blurred_into_lung_or_heart_motion():
-    """A 2-3 mm IMA must show on the scan, or no model can learn it: on CTA with cardiac motion blur
-    and thick slices, the artery is bright (contrast) and surrounded by fat, never by lung. Seed 1
-    drew it into the lung and blurred it with the heart (median -580 HU, later -130 HU)."""
+    """A 1.6-2.8 mm IMA must show on the scan, or no model can learn it: on CTA with cardiac motion
+    blur and thick slices, the artery is a bright dot on (nearly) every slice, in fat at the lung's
+    edge, never inside the lung. On LIDC-IDRI-0001 the real IMA peaks at 300-320 HU (0.85 of the
+    aortic blood) and touches the lung on one side. Seed 1 of generator 0.2 drew it into the lung and
+    blurred it with the heart (median -580 HU inside the label)."""
     case = generate_case(1, GeneratorConfig(protocol="cta", fov="random", spacing_mm=(1.0, 1.0, 2.0),
                                             motion_probability=1.0))
     a, hu = case.anatomy.array, case.image.array.astype(float)
@@ -264,10 +266,11 @@ def test_imas_are_visible_in_fat_not_blurred_into_lung_or_heart_motion():
     for side in ("left", "right"):
         ima = a == L[f"{side}_internal_mammary_artery"]
         assert ima.sum() > 50, side
-        assert np.median(hu[ima]) > 0.5 * blood, (side, np.median(hu[ima]), blood)
+        peaks = np.array([hu[k][ima[k]].max() for k in np.nonzero(ima.any(axis=(1, 2)))[0]])
+        assert np.mean(peaks > 0.6 * blood) >= 0.8, (side, np.round(peaks), blood)
         ring = ndimage.binary_dilation(ima, iterations=2) & ~ndimage.binary_dilation(ima)
         neighbours = a[ring]
-        assert np.mean(neighbours == L["lung"]) < 0.1, side
+        assert np.mean(neighbours == L["lung"]) < 0.5, side
 
 
 def test_perivascular_regions_surround_their_vessels(chest_cta):

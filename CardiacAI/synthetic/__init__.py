@@ -17,8 +17,9 @@ See docs/synthetic.md for the anatomy, the HU calibration against real scans and
 #: stomach, spleen, colon), scanner table, whole-chest field of view 6-14 cm below the diaphragm.
 #: 0.2.1: IMAs in an extrapleural fat sleeve, motion blur only on what beats. 0.2.2: anterior chest
 #: wall as on real scans (sternum level with the cartilages, IMAs at its depth, anterior lungs up to
-#: the manubrium).
-__version__ = "0.2.2"
+#: the manubrium). 0.2.3: IMAs 1.6-2.8 mm, in 0.5-2 mm of fat with the lung close behind, their vein
+#: beside them half the time.
+__version__ = "0.2.3"
 
 from .anatomy_labels import ANATOMY_LABELS, LABEL_NAMES, TASKS, task_structures
 from .generator import FOVS, GeneratorConfig, SyntheticCase, generate_case

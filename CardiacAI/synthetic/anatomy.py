@@ -27,6 +27,16 @@ from .anatomy_labels import ANATOMY_LABELS as L
 
 
 
+#: Extrapleural fat around the internal mammary vessels (mm beyond each vessel's radius), drawn per
+#: side. On LIDC-IDRI-0001 the lung comes within 1-2 mm of the artery's edge; 0.2.1-0.2.2 drew 3 mm
+#: everywhere, and a model trained on them saw no IMA on the real scan.
+IMA_FAT_SLEEVE_MM = (0.5, 2.0)
+#: How often an internal mammary vein shows beside its artery (in a contrast scan's arterial phase
+#: the veins are often unenhanced or collapsed; 0.2.1-0.2.2 always drew one, an easy cue that real
+#: scans lack).
+IMA_VEIN_PROBABILITY = 0.5
+
+
 def _u(rng, lo, hi):
     return float(rng.uniform(lo, hi))
 
@@ -167,8 +177,9 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
     p["sternum"] = dict(half_width=_u(rng, 14, 19), thickness=_u(rng, 10, 14), top_z=arch_top + _u(rng, 12, 25),
                         xiphoid_z=H[2] - _u(rng, 60, 90))
     # Internal mammary arteries: distance from the sternal border (6-18 mm: 7-21 mm measured beside
-    # the sternal body on LIDC-IDRI-0001) and radius (2-3 mm diameter).
-    p["ima"] = {side: dict(lateral=_u(rng, 6, 18), radius=_u(rng, 1.0, 1.5), vein_radius=_u(rng, 1.0, 1.6),
+    # the sternal body on LIDC-IDRI-0001) and radius (1.6-2.8 mm diameter; 1.5-2.1 mm wide at half
+    # maximum on LIDC-IDRI-0001).
+    p["ima"] = {side: dict(lateral=_u(rng, 6, 18), radius=_u(rng, 0.8, 1.4), vein_radius=_u(rng, 1.0, 1.6),
                            vein_side=float(rng.choice([-1.0, 1.0])), phase=_u(rng, 0, 6.3))
                 for side in ("left", "right")}
     # Coronary arteries (radii in mm, 1.5-4.5 mm diameter at the origin).
@@ -212,9 +223,12 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
                    x_left=_u(rng, 50, 90), x_right=_u(rng, -60, 0), y=_u(rng, -0.75, -0.45)),
         table=dict(gap=_u(rng, 0, 10), thickness=_u(rng, 3, 6), sag=_u(rng, 15, 40)),
     )
-    # Anterior chest wall (generator 0.2.2; drawn last so the draws above stay as they were): how far
-    # the sternum's posterior surface lies behind the back of the costal cartilages (mm).
-    p["chest_wall"] = dict(sternum_behind_cartilage=_u(rng, 0, 4))
+    # Anterior chest wall (generator 0.2.2-0.2.3; drawn last so the draws above stay as they were): how
+    # far the sternum's posterior surface lies behind the back of the costal cartilages (mm); per side,
+    # the extrapleural fat around the IMA (mm) and whether its vein shows beside it.
+    p["chest_wall"] = dict(sternum_behind_cartilage=_u(rng, 0, 4),
+                           ima_fat_sleeve_mm={side: _u(rng, *IMA_FAT_SLEEVE_MM) for side in ("left", "right")},
+                           ima_vein={side: bool(rng.uniform() < IMA_VEIN_PROBABILITY) for side in ("left", "right")})
     return p
 
 
@@ -911,8 +925,6 @@ def _paint_plaques(canvas, p, rng, curves, ao_curve, ao_r, H, e_long, e_rv, e_su
         blob(centre, np.cross(e_long, direction), plq["volume_mm3"], plq["peak_hu"], "mitral_annulus_calcium")
 
 
-#: Extrapleural fat around the internal mammary vessels (mm beyond each vessel's radius).
-IMA_FAT_SLEEVE_MM = 3.0
 
 
 def _paint_imas(canvas, p, body: Body, rng, info):
@@ -941,13 +953,16 @@ def _paint_imas(canvas, p, body: Body, rng, info):
         curve = shapes.smooth_curve(ctrl, 3.0)
         label = L[f"{side}_internal_mammary_artery"]
         vein = curve + np.array([q["vein_side"] * (q["radius"] + q["vein_radius"] + 1.5), 0.5, 0])
-        # The vessels run in the extrapleural fat between the cartilages and the pleura, so lung
-        # never touches them: a fat sleeve pushes the lung back. Drawn straight into the lung, a
-        # 2-3 mm artery was blurred into it (median -580 HU inside the IMA label on CTA).
-        canvas.paint_tube(curve, q["radius"] + IMA_FAT_SLEEVE_MM, L["mediastinal_fat"], "fat", only_over=lung_only)
-        canvas.paint_tube(vein[2:], q["vein_radius"] + IMA_FAT_SLEEVE_MM, L["mediastinal_fat"], "fat",
-                          only_over=lung_only)
-        # Accompanying vein(s) first, beside the artery, so the artery wins where they touch.
-        canvas.paint_tube(vein[2:], q["vein_radius"], L["internal_mammary_veins"], "blood_vein", only_over=over)
+        wall = p.get("chest_wall", {})
+        sleeve = wall.get("ima_fat_sleeve_mm", {}).get(side, max(IMA_FAT_SLEEVE_MM))
+        with_vein = wall.get("ima_vein", {}).get(side, True)
+        # The vessels run in the extrapleural fat between the cartilages and the pleura: a thin fat
+        # sleeve keeps the lung just off them. Drawn straight into the lung, a 2-3 mm artery was
+        # blurred into it (median -580 HU inside the IMA label on CTA, generator 0.2).
+        canvas.paint_tube(curve, q["radius"] + sleeve, L["mediastinal_fat"], "fat", only_over=lung_only)
+        if with_vein:
+            canvas.paint_tube(vein[2:], q["vein_radius"] + sleeve, L["mediastinal_fat"], "fat", only_over=lung_only)
+            # the vein first, beside the artery, so the artery wins where they touch
+            canvas.paint_tube(vein[2:], q["vein_radius"], L["internal_mammary_veins"], "blood_vein", only_over=over)
         canvas.paint_tube(curve, q["radius"], label, "blood_left", only_over=over)
         info["ima_curves"][side] = curve
