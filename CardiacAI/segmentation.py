@@ -393,6 +393,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         "device": device.device,
         "device_reason": device.reason,
         "mixed_precision": device.mixed_precision,
+        "precision": device.autocast_dtype or "float32",
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "input": {
             "source": str(image.metadata.get("source_path", "")),

@@ -93,9 +93,31 @@ def test_cancel_stops_inference():
     assert len(calls) == 1
 
 
-def test_device_choice_says_why_cpu():
+def test_device_choice_says_why_cpu(monkeypatch):
     choice = choose_device(prefer_gpu=False)
-    assert choice.device == "cpu" and "switched off" in choice.reason and not choice.mixed_precision
+    assert choice.device == "cpu" and "switched off" in choice.reason
+    monkeypatch.setenv("CARDIACAI_CPU_BFLOAT16", "0")
+    choice = choose_device(prefer_gpu=False)
+    assert not choice.mixed_precision and choice.autocast_dtype is None and "bfloat16" not in choice.reason
+
+
+def test_cpu_runs_bfloat16_only_where_the_cpu_has_it(monkeypatch):
+    """bfloat16 autocast on the CPU only with native support (emulated it is slower than float32),
+    said in the reason the user sees; the probabilities come back as float32 either way."""
+    import CardiacAI.inference as inference
+
+    monkeypatch.setattr(inference, "cpu_has_native_bfloat16", lambda: False)
+    plain = choose_device(prefer_gpu=False)
+    assert plain.autocast_dtype is None and not plain.mixed_precision
+    monkeypatch.setattr(inference, "cpu_has_native_bfloat16", lambda: True)
+    fast = choose_device(prefer_gpu=False)
+    assert fast.autocast_dtype == "bfloat16" and fast.mixed_precision and "bfloat16" in fast.reason
+    image, ball = _ball_image(shape=(30, 40, 50))
+    volume = image.array.astype(np.float32) / 1000.0
+    for device in (plain, fast):
+        probs = sliding_window_logits(volume, _ThresholdNet().eval(), roi_size=(16, 24, 24), device=device)
+        assert probs.dtype == np.float32
+        assert np.array_equal(probs.argmax(axis=0) == 1, ball)
 
 
 def test_labels_from_probabilities_is_argmax_with_numpys_ties_and_nan():
