@@ -59,9 +59,9 @@ def choose_device(prefer_gpu: bool = True) -> DeviceChoice:
     On the CPU, torch's intra-op threads are set to the number of available cores (at least 1),
     which matters on small workstations where the default can oversubscribe, and the networks run in
     bfloat16 where the CPU has it natively (:func:`cpu_has_native_bfloat16`; switch off with the
-    environment variable ``CARDIACAI_CPU_BFLOAT16=0``): on the synthetic test scans the mean Dice
-    per protocol stays within 0.002 of float32, each structure's within 0.02 (docs/segmentation.md,
-    Speed and memory).
+    environment variable ``CARDIACAI_CPU_BFLOAT16=0``): on the whole-heart synthetic test scans the
+    mean Dice per protocol stays within 0.002 of float32, each structure's within 0.02
+    (docs/segmentation.md).
     """
     import torch
 
