@@ -32,13 +32,17 @@ class DeviceChoice:
     """The torch device inference runs on, and why (shown to the user: "GPU not used" is a top complaint).
 
     ``autocast_dtype``: "float16" on CUDA, "bfloat16" on a CPU with native bfloat16 arithmetic
-    (AVX512-BF16 or AMX), None for float32. ``mixed_precision`` is True when it is set.
+    (AVX512-BF16 or AMX), None for float32.
     """
 
     device: str
     reason: str
-    mixed_precision: bool
     autocast_dtype: str | None = None
+
+    @property
+    def mixed_precision(self) -> bool:
+        """Whether the networks run under autocast in a 16-bit type."""
+        return self.autocast_dtype is not None
 
 
 def cpu_has_native_bfloat16() -> bool:
@@ -67,7 +71,7 @@ def choose_device(prefer_gpu: bool = True) -> DeviceChoice:
 
     if prefer_gpu and torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
-        return DeviceChoice("cuda", f"CUDA GPU {name}", mixed_precision=True, autocast_dtype="float16")
+        return DeviceChoice("cuda", f"CUDA GPU {name}", autocast_dtype="float16")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(max(1, cores))
     if not prefer_gpu:
@@ -77,8 +81,8 @@ def choose_device(prefer_gpu: bool = True) -> DeviceChoice:
     else:
         reason = f"CPU ({cores} threads): no CUDA GPU detected"
     if os.environ.get(CPU_BFLOAT16_ENV_VAR, "1").strip() != "0" and cpu_has_native_bfloat16():
-        return DeviceChoice("cpu", reason + " (bfloat16)", mixed_precision=True, autocast_dtype="bfloat16")
-    return DeviceChoice("cpu", reason, mixed_precision=False)
+        return DeviceChoice("cpu", reason + " (bfloat16)", autocast_dtype="bfloat16")
+    return DeviceChoice("cpu", reason)
 
 
 def resample_to_spacing(image: Image, spacing_ijk: Sequence[float], *, is_label: bool = False,

@@ -265,8 +265,12 @@ class Body:
     def depth_sdf(self, X, Y, Z, inset: float, posterior_fraction: float = 0.0):
         """Signed distance to the surface ``inset`` mm inside the skin, deeper posteriorly by
         ``posterior_fraction`` of the back-muscle thickness (as the thoracic cavity is painted)."""
-        post = np.float32(posterior_fraction * self.post) * np.clip(Y / np.float32(self.b), 0, 1) ** 2
-        return self.outer_sdf(X, Y, Z) + np.float32(inset) + post
+        return self.outer_sdf(X, Y, Z) + np.float32(inset) + self.posterior_extra(Y, posterior_fraction)
+
+    def posterior_extra(self, Y, fraction: float = 1.0):
+        """How much deeper (mm) the thoracic cavity starts at ``Y`` than anteriorly: ``fraction`` of
+        the back-muscle thickness, growing as (Y / b)² behind the centre (0 in front of it)."""
+        return np.float32(fraction * self.post) * np.clip(Y / np.float32(self.b), 0, 1) ** 2
 
     @property
     def muscle_outer(self):
@@ -431,8 +435,7 @@ def paint_anatomy(canvas: shapes.Canvas, p: dict) -> dict:
     canvas.paint_distance(d_body, sl_full, L["skin"], "skin")
     canvas.paint_distance(d_body + np.float32(body.skin), sl_full, L["subcutaneous_fat"], "fat")
     canvas.paint_distance(d_body + np.float32(body.muscle_outer), sl_full, L["muscle"], "muscle")
-    posterior = np.float32(body.post) * np.clip(Y / np.float32(body.b), 0, 1) ** 2
-    d_cavity = d_body + np.float32(body.cavity) + posterior
+    d_cavity = d_body + np.float32(body.cavity) + body.posterior_extra(Y)
     del d_body
     canvas.paint_distance(d_cavity, sl_full, L["mediastinal_fat"], "fat")
 
@@ -687,12 +690,14 @@ def _restore_chest_wall(canvas, body: Body, heart_box) -> None:
     X, Y, Z = canvas.coordinates(sl, False)
     heart = tissue_lookup(BEATING_STRUCTURES)
     d_body = body.outer_sdf(X, Y, Z)
-    posterior = np.float32(body.post) * np.clip(Y / np.float32(body.b), 0, 1) ** 2
     canvas.paint_distance(-d_body, sl, L["background"], "air", only_over=heart)
-    layers = [(L["skin"], "skin", 0.0, body.skin), (L["subcutaneous_fat"], "fat", body.skin, body.muscle_outer)]
-    for label, tissue, outer, inner in layers + [(L["muscle"], "muscle", body.muscle_outer, None)]:
-        inner_d = d_body + np.float32(body.cavity) + posterior if inner is None else d_body + np.float32(inner)
-        canvas.paint_distance(np.maximum(d_body + np.float32(outer), -inner_d), sl, label, tissue, only_over=heart)
+    # each layer is the band between two offsets of the skin surface, as paint_anatomy paints them
+    fat_top, muscle_top = d_body + np.float32(body.skin), d_body + np.float32(body.muscle_outer)
+    cavity_top = d_body + np.float32(body.cavity) + body.posterior_extra(Y)
+    for label, tissue, outer, inner in ((L["skin"], "skin", d_body, fat_top),
+                                        (L["subcutaneous_fat"], "fat", fat_top, muscle_top),
+                                        (L["muscle"], "muscle", muscle_top, cavity_top)):
+        canvas.paint_distance(np.maximum(outer, -inner), sl, label, tissue, only_over=heart)
 
 
 #: Radius of the ribs' cortex and of the costal cartilages (mm).
@@ -737,9 +742,9 @@ def _paint_sternum(canvas, p, body: Body):
     reaches the sternum, and the bone, not the heart, keeps its shape there."""
     st = p["sternum"]
     w = st["half_width"]
-    # Sternum: manubrium, body, xiphoid. Its posterior surface lies level with or just behind the backs
-    # of the costal cartilages (0-4 mm), so the IMAs behind the cartilages run at the sternum's depth
-    # with lung right behind them, as on real scans.
+    # Its posterior surface lies level with or just behind the backs of the costal cartilages (0-4 mm),
+    # so the IMAs behind the cartilages run at the sternum's depth with lung right behind them, as on
+    # real scans.
     t = st["thickness"]
     behind = p.get("chest_wall", {}).get("sternum_behind_cartilage", 0.0)
     y_front = body.point_on(body.rib_centre + CARTILAGE_RADIUS_MM + behind, 0, 0, 0)[1] - t
