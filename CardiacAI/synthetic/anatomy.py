@@ -268,8 +268,9 @@ class Body:
         return self.outer_sdf(X, Y, Z) + np.float32(inset) + self.posterior_extra(Y, posterior_fraction)
 
     def posterior_extra(self, Y, fraction: float = 1.0):
-        """How much deeper (mm) the thoracic cavity starts at ``Y`` than anteriorly: ``fraction`` of
-        the back-muscle thickness, growing as (Y / b)² behind the centre (0 in front of it)."""
+        """How much deeper (mm) the thoracic cavity starts at ``Y`` (LPS y in mm, posterior positive;
+        array or scalar, float32 result of the same shape) than anteriorly: ``fraction`` of the
+        back-muscle thickness, growing as (Y / b)² behind the chest's centre, 0 in front of it."""
         return np.float32(fraction * self.post) * np.clip(Y / np.float32(self.b), 0, 1) ** 2
 
     @property
