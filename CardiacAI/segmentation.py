@@ -219,6 +219,61 @@ def region_of_interest(coarse: np.ndarray, label_set: LabelSet, spacing_ijk, mar
     return cap_box(box, centre, spacing_ijk, sizes, coarse.shape)
 
 
+def left_right_axis(direction) -> int:
+    """The array axis (0 = k, 1 = j, 2 = i of a (K, J, I) array) whose index direction is closest to the
+    patient's left-right axis (LPS x), for an image's 3x3 LPS ``direction`` (columns: i, j, k)."""
+    return 2 - int(np.abs(np.asarray(direction, float)[0]).argmax())
+
+
+def midline_band(body: np.ndarray, box: tuple[slice, slice, slice], spacing_ijk, direction,
+                 width_mm: float) -> tuple[slice, slice, slice]:
+    """``box`` narrowed on the left-right axis to ``width_mm`` centred on the body's midline.
+
+    ``body`` is the body mask, bool (K, J, I); ``box`` a (k, j, i) index box (e.g. the body's bounding
+    box); ``direction`` the image's 3x3 LPS direction. The midline is the median of the body's voxels
+    along the left-right axis inside ``box`` (half of the body on each side), which stays on the sternum
+    and the spine when an arm lies beside the chest. The band is clipped to ``box``, never moved off the
+    midline. The IMAs and the thoracic aorta lie within about 65 mm of the midline (the generator's
+    test scans: -63 to +50 mm), so a 200 mm band holds them with a margin while the network skips the
+    lateral chest wall and the arms.
+    """
+    axis = left_right_axis(direction)
+    profile = np.count_nonzero(body[box], axis=tuple(a for a in range(3) if a != axis))
+    cumulative = np.cumsum(profile)
+    if cumulative[-1] == 0:
+        return box
+    centre = box[axis].start + int(np.searchsorted(cumulative, cumulative[-1] / 2))
+    half = int(np.ceil(width_mm / 2 / float(np.asarray(spacing_ijk, float)[2 - axis])))
+    narrowed = list(box)
+    narrowed[axis] = slice(max(box[axis].start, centre - half), min(box[axis].stop, centre + half + 1))
+    return tuple(narrowed)  # type: ignore[return-value]
+
+
+#: Voxels next to a side of the midline band in which a predicted structure makes the pipeline
+#: segment the whole body instead (the structure may go on beyond the band).
+BAND_SIDE_VOXELS = 2
+
+
+def reaches_band_side(labels: np.ndarray, band: tuple[slice, slice, slice], outer: tuple[slice, slice, slice],
+                      axis: int) -> bool:
+    """True when ``labels`` (the network's label map on the ``band`` crop, (K, J, I)) has a structure
+    within :data:`BAND_SIDE_VOXELS` of a side of ``band`` on ``axis`` that is not also a side of the
+    ``outer`` box, i.e. where the band cut the scan and the structure may go on beyond it."""
+    n = labels.shape[axis]
+    edge = min(BAND_SIDE_VOXELS, n)
+    sides = []
+    if band[axis].start > outer[axis].start:
+        sides.append(slice(0, edge))
+    if band[axis].stop < outer[axis].stop:
+        sides.append(slice(n - edge, n))
+    for side in sides:
+        index = [slice(None)] * 3
+        index[axis] = side
+        if labels[tuple(index)].any():
+            return True
+    return False
+
+
 def crop_image(image: Image, box: tuple[slice, slice, slice]) -> Image:
     """The sub-volume ``image.array[box]`` with its origin moved so every voxel keeps its LPS position."""
     k0, j0, i0 = (s.start for s in box)
@@ -314,7 +369,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     timings["load_model_s"] = time.perf_counter() - t
 
     region = image
-    box = None
+    box = body_box = None
     body_full = None  # the body on the whole grid, when it has been found
     if entry.localizer:
         loc_entry = catalog.get(entry.localizer["model"], entry.localizer.get("version"))
@@ -333,37 +388,51 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         t = time.perf_counter()
         body_full = body_mask_from_ct(image)
         box = crop_box_around(body_full, image.spacing, BODY_BOX_MARGIN_MM)
+        body_box = box
+        if box is not None and entry.midline_band_mm:
+            box = midline_band(body_full, box, image.spacing, image.direction, entry.midline_band_mm)
         timings["body_s"] = time.perf_counter() - t
-    if box is not None:
-        region = crop_image(image, box)
-    check_cancel()
-    t = time.perf_counter()
-    fine = predict_labels(region, entry, network, device, progress=report, cancel=cancel,
-                          progress_range=(0.25 if entry.localizer else 0.05, 0.85))
-    timings["segment_s"] = time.perf_counter() - t
-    stages.append({"stage": "segment", "model": entry.id, "version": entry.version,
-                   "region_kji": None if box is None else [[s.start, s.stop] for s in box]})
-    labels = np.zeros(image.array.shape, np.uint8)
-    if box is None:
-        labels[...] = fine.array
-    else:
-        labels[box] = fine.array
     check_cancel()
 
-    report(0.88, "post-processing")
+    def segment_region(box, progress_range):
+        """(labels on the whole grid, the cropped CT): the network's labels inside ``box`` (None: the
+        whole scan), restricted to the body and cleaned per structure; background outside the box."""
+        t = time.perf_counter()
+        region = image if box is None else crop_image(image, box)
+        fine = predict_labels(region, entry, network, device, progress=report, cancel=cancel,
+                              progress_range=progress_range)
+        timings["segment_s"] = timings.get("segment_s", 0.0) + time.perf_counter() - t
+        check_cancel()
+        report(0.88, "post-processing")
+        t = time.perf_counter()
+        labels = np.zeros(image.array.shape, np.uint8)
+        roi = box if box is not None else (slice(None),) * 3
+        labels[roi] = fine.array
+        # Every structure of both tasks lies inside the patient: what a network finds in the air, the
+        # table or the reconstruction padding is dropped before the per-structure clean-up. With a region
+        # of interest the body is found in it alone (4x faster on a 512 x 512 x 261 scan); lung that
+        # reaches the region's edge then counts as outside too, which no structure of the task lies in.
+        body = body_full[roi] if body_full is not None else body_mask_from_ct(region)
+        labels[roi][~body] = 0
+        labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing)
+        timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t
+        return labels, region
+
+    labels, region = segment_region(box, (0.25 if entry.localizer else 0.05, 0.85))
+    region_name = ("whole scan" if box is None else "localised heart" if entry.localizer
+                   else "body" if box == body_box else "midline band")
+    if region_name == "midline band" and reaches_band_side(labels[box], box, body_box, left_right_axis(image.direction)):
+        # a structure runs on beyond the band (an unusually lateral vessel): segment the whole body
+        # rather than return it cut at the band's side
+        report(0.5, "a structure reaches the side of the midline band: segmenting the whole body")
+        box = body_box
+        labels, region = segment_region(box, (0.5, 0.85))
+        region_name = "body (a structure reached the side of the midline band)"
+    stages.append({"stage": "segment", "model": entry.id, "version": entry.version, "region": region_name,
+                   "region_kji": None if box is None else [[s.start, s.stop] for s in box]})
+    check_cancel()
     t = time.perf_counter()
-    # Outside the region of interest everything is background: clean only inside it.
     roi = box if box is not None else (slice(None),) * 3
-    # Every structure of both tasks lies inside the patient: what a network finds in the air, the
-    # table or the reconstruction padding is dropped before the per-structure clean-up. With a region
-    # of interest the body is found in it alone (4x faster on a 512 x 512 x 261 scan); lung that
-    # reaches the region's edge then counts as outside too, which no structure of the task lies in.
-    if body_full is not None:
-        body = body_full[roi]
-    else:
-        body = body_mask_from_ct(region)
-    labels[roi][~body] = 0
-    labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing)
     min_volume_ml = entry.min_volume_ml or 0.0
     presence = structure_presence(image.with_array(labels), label_set, image, min_volume_ml=min_volume_ml)
     # A structure judged absent is reported with its reason and found volume but not drawn: the result
@@ -381,7 +450,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     labelmap = image.with_array(labels.astype(np.uint8), modality="", metadata={"task": task})
     measurements = measure_structures(region, crop_image(labelmap, box) if box is not None else labelmap,
                                       label_set, presence)
-    timings["postprocess_s"] = time.perf_counter() - t
+    timings["postprocess_s"] += time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
     report(1.0, "done")
     run = {

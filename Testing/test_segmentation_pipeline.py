@@ -201,3 +201,124 @@ def test_task_without_localiser_runs_on_the_body_box_only(tmp_path, ct):
     assert (k0, k1, j0, j1, i1) == (0, 24, 0, 30, 36) and i0 == 2
     assert not result.labelmap.array[:, :, :4].any()
     assert "body_s" in result.run["timings_s"]
+
+
+# -- midline band (one-stage models whose structures lie near the midline) ---------------------------
+
+
+def test_midline_band_centres_on_the_trunk_when_an_arm_lies_beside_it():
+    from CardiacAI.segmentation import midline_band
+
+    body = np.zeros((10, 40, 200), bool)
+    body[:, 5:35, 20:120] = True  # trunk: midline at i = 70
+    body[:, 10:20, 170:190] = True  # one arm down beside the chest, the other raised out of view
+    box = crop_box_around(body, (1.0, 1.0, 2.0), margin_mm=0.0)
+    assert box[2] == slice(20, 190)  # the box's centre (i = 105) would put the band on the arm's side
+    band = midline_band(body, box, (1.0, 1.0, 2.0), np.eye(3), width_mm=60.0)
+    assert band[:2] == box[:2]
+    centre = (band[2].start + band[2].stop - 1) / 2
+    assert abs(centre - 70) <= 5  # the arm (6 % of the body) moves the median by 3 voxels
+    assert band[2].stop - band[2].start == 61
+
+
+def test_midline_band_follows_the_patient_axes_and_stays_inside_the_box():
+    from CardiacAI.segmentation import left_right_axis, midline_band
+
+    # sagittal slices: i runs A-P (+y), j runs S-I (-z), k runs L-R (+x)
+    sagittal = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    assert left_right_axis(np.eye(3)) == 2 and left_right_axis(sagittal) == 0
+    body = np.zeros((100, 20, 30), bool)
+    body[10:90] = True  # L-R along k, 80 slices of 2 mm
+    box = crop_box_around(body, (1.0, 1.0, 2.0), margin_mm=0.0)
+    band = midline_band(body, box, (1.0, 1.0, 2.0), sagittal, width_mm=100.0)
+    assert band[1:] == box[1:] and band[0].stop - band[0].start == 51  # 50 slices of 2 mm + the centre one
+    assert abs((band[0].start + band[0].stop - 1) / 2 - 49.5) <= 0.5  # the body: slices 10-89
+    # a band wider than the body leaves the box as it is
+    assert midline_band(body, box, (1.0, 1.0, 2.0), sagittal, width_mm=400.0) == box
+
+
+def test_reaching_the_band_side_counts_only_where_the_band_cut_the_scan():
+    from CardiacAI.segmentation import reaches_band_side
+
+    outer = (slice(0, 10), slice(0, 10), slice(0, 100))
+    band = (slice(0, 10), slice(0, 10), slice(30, 70))
+    labels = np.zeros((10, 10, 40), np.uint8)
+    labels[4:6, 4:6, 10:30] = 4
+    assert not reaches_band_side(labels, band, outer, axis=2)
+    labels[5, 5, 39] = 4  # the last column of the band, which ends before the scan does
+    assert reaches_band_side(labels, band, outer, axis=2)
+    # where the band's side is the scan's own side, nothing lies beyond it
+    assert not reaches_band_side(labels, (band[0], band[1], slice(60, 100)), outer, axis=2)
+
+
+@pytest.fixture()
+def wide_ct() -> Image:
+    """A chest-like CT 300 mm wide (L-R), the body in the middle 250 mm, air at both sides."""
+    rng = np.random.default_rng(5)
+    arr = rng.normal(40, 10, (8, 40, 120))
+    arr[:, :, :10] = -1000
+    arr[:, :, 110:] = -1000
+    return Image(arr.astype(np.int16), spacing=(2.5, 2.5, 5.0), origin=(-150.0, -50.0, 0.0),
+                 direction=np.eye(3), modality="CT", metadata={})
+
+
+@pytest.fixture()
+def band_catalog(tmp_path) -> ModelCatalog:
+    root = tmp_path / "catalog"
+    entry = catalog_entry_from_card(write_random_model(root / "ima", "ima-aorta", 4, spacing_mm=3.0),
+                                    "ima", "1.0.0", "IMA", catalog_dir=root, default=True)
+    entry["midline_band_mm"] = 150.0
+    (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [entry]}))
+    return ModelCatalog.load(root / "catalog.json")
+
+
+def _fake_vessel_predictor(x_mm: float, calls: list):
+    """A stand-in for the network: an 'aorta' 10 mm wide running S-I at LPS x = ``x_mm``, labelled
+    wherever the region given to it reaches."""
+    def predict(image, entry, network, device, **kwargs):
+        calls.append(image.shape_ijk)
+        i = np.arange(image.shape_ijk[0])
+        x = (image.ijk_to_lps @ np.stack([i, 0 * i, 0 * i, 1 + 0 * i]))[0]
+        labels = np.zeros(image.array.shape, np.uint8)
+        labels[:, 10:20, np.abs(x - x_mm) <= 5] = 4
+        return image.with_array(labels, modality="", metadata={})
+    return predict
+
+
+def test_midline_band_segments_less_of_the_scan_and_widens_for_a_lateral_structure(
+        monkeypatch, wide_ct, band_catalog):
+    import CardiacAI.segmentation as seg
+
+    calls = []
+    monkeypatch.setattr(seg, "predict_labels", _fake_vessel_predictor(10.0, calls))
+    result = segment(wide_ct, "ima-aorta", catalog=band_catalog, prefer_gpu=False)
+    stage = result.run["stages"][0]
+    (i0, i1) = stage["region_kji"][2]
+    assert stage["region"] == "midline band" and len(calls) == 1
+    # body i = 10..109 (x -125..+122.5 mm, midline about 0): a 150 mm band is 61 columns around it
+    assert 59 <= i1 - i0 <= 61 and abs((i0 + i1 - 1) / 2 - 60) <= 2
+    assert result.presence["aorta"].present
+
+    calls.clear()
+    monkeypatch.setattr(seg, "predict_labels", _fake_vessel_predictor(72.0, calls))  # across the band's side
+    result = segment(wide_ct, "ima-aorta", catalog=band_catalog, prefer_gpu=False)
+    stage = result.run["stages"][0]
+    assert stage["region"].startswith("body") and len(calls) == 2 and calls[1][0] > calls[0][0]
+    # the whole vessel, not only the part inside the band: x = -150 + 2.5 i within 67..77 mm is i = 87..90
+    aorta_columns = np.flatnonzero((result.labelmap.array == 4).any(axis=(0, 1)))
+    assert aorta_columns.min() == 87 and aorta_columns.max() == 90
+
+
+def test_a_catalog_entry_cannot_have_both_a_localiser_and_a_midline_band(two_stage_catalog, tmp_path):
+    from CardiacAI.errors import ModelError
+
+    root = tmp_path / "catalog"
+    loc = catalog_entry_from_card(write_random_model(root / "loc", "whole-heart", 1, spacing_mm=6.0),
+                                  "loc", "1.0.0", "Localiser", catalog_dir=root)
+    main = catalog_entry_from_card(write_random_model(root / "seg", "whole-heart", 2, spacing_mm=3.0),
+                                   "seg", "1.0.0", "Segmenter", catalog_dir=root, default=True)
+    main["localizer"] = {"model": "loc"}
+    main["midline_band_mm"] = 200.0
+    (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [loc, main]}))
+    with pytest.raises(ModelError, match="both a localizer and a midline band"):
+        ModelCatalog.load(root / "catalog.json")

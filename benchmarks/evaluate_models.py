@@ -40,7 +40,7 @@ def _union(labelmap, values):
 
 def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, float]) -> dict:
     per_structure: dict[str, dict[str, list[float]]] = {}
-    absent_ok, absent_total, seconds = 0, 0, []
+    absent_ok, absent_total, seconds, regions = 0, 0, [], {}
     for n in range(cases):
         seed = TEST_SEED_START + n
         case = generate_case(seed, GeneratorConfig(protocol=protocol, spacing_mm=tuple(spacing), fov="chest"))
@@ -48,6 +48,8 @@ def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, 
         start = time.perf_counter()
         result = segment(case.image, task, prefer_gpu=False)
         seconds.append(time.perf_counter() - start)
+        region = result.run["stages"][-1].get("region", "")
+        regions[region] = regions.get(region, 0) + 1
         predicted_keys = [s.key for s in result.label_set.structures if not s.derived_from]
         structures = {s.key: s.value for s in result.label_set.structures if s.key in predicted_keys}
         scores = compare_labelmaps(result.labelmap, truth, structures)
@@ -68,7 +70,7 @@ def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, 
             d["asd"].append(m.asd_mm)
     return {"task": task, "protocol": protocol, "cases": cases, "spacing_mm": list(spacing),
             "seeds": [TEST_SEED_START, TEST_SEED_START + cases - 1],
-            "median_seconds": statistics.median(seconds),
+            "median_seconds": statistics.median(seconds), "regions": regions,
             "absent_correct": [absent_ok, absent_total],
             "structures": {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in per_structure.items()}}
 
@@ -77,8 +79,10 @@ def markdown(results: list[dict]) -> str:
     lines = []
     for r in results:
         size = " x ".join(f"{v:g}" for v in r["spacing_mm"]) if isinstance(r["spacing_mm"], list) else f"{r['spacing_mm']:g}"
+        regions = ", ".join(f"{n} on the {name}" for name, n in r.get("regions", {}).items())
         lines.append(f"**{r['task']}, {r['protocol']}** ({r['cases']} whole-chest scans at {size} mm, "
-                     f"seeds {r['seeds'][0]}-{r['seeds'][1]}; median {r['median_seconds']:.1f} s per scan)\n")
+                     f"seeds {r['seeds'][0]}-{r['seeds'][1]}; median {r['median_seconds']:.1f} s per scan; "
+                     f"segmented: {regions})\n")
         lines.append("| structure | Dice | HD95 (mm) | ASD (mm) |\n|---|---|---|---|")
         combined = COMBINED.get(r["task"], {})
         single = {k: m for k, m in r["structures"].items() if k not in combined}

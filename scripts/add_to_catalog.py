@@ -46,7 +46,7 @@ MODELS = [
       "min_volume_ml": WHOLE_HEART_MIN_ML}),
     ("ima-aorta-unet", "ima-aorta-unet", "0.3.0",
      "Internal mammary arteries and aorta with perivascular regions (U-Net, 1 x 1 x 2 mm)",
-     {"default": True, "min_volume_ml": IMA_AORTA_MIN_ML}),
+     {"default": True, "min_volume_ml": IMA_AORTA_MIN_ML, "midline_band_mm": 200.0}),
 ]
 
 

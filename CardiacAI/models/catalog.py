@@ -84,6 +84,9 @@ class ModelEntry:
     min_volume_ml: dict[str, float] = dataclasses.field(default_factory=dict)
     #: True for stage-only models (e.g. a localiser) that are not offered to the user.
     hidden: bool = False
+    #: one-stage models: width (mm) of the left-right band around the body's midline that inference
+    #: covers (None: the body's whole bounding box); see CardiacAI.segmentation.midline_band.
+    midline_band_mm: float | None = None
 
     # -- what the card says -----------------------------------------------------------------------
     @property
@@ -481,6 +484,7 @@ def _entry_from_json(item: dict[str, Any], index: int, catalog_dir: Path, source
         localizer=item.get("localizer"),
         min_volume_ml={k: float(v) for k, v in item.get("min_volume_ml", {}).items()},
         hidden=bool(item.get("hidden", False)),
+        midline_band_mm=float(item["midline_band_mm"]) if "midline_band_mm" in item else None,
     )
 
 
@@ -524,6 +528,9 @@ def _check_consistency(entries: list[ModelEntry], source: str) -> None:
                              "mark only one entry per task with \"default\": true")
     by_id = {(e.id, e.version): e for e in entries}
     for entry in entries:
+        if entry.localizer is not None and entry.midline_band_mm is not None:
+            raise ModelError(f"model catalog {source}: entry '{entry.id}' has both a localizer and a midline band",
+                             "a two-stage model takes its region from the localizer: remove midline_band_mm")
         if entry.localizer is None:
             continue
         wanted = entry.localizer["model"]
