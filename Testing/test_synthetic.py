@@ -232,6 +232,36 @@ def test_imas_lie_where_they_belong(chest_cta):
     assert z_ima.min() < z_sternum.min() and z_ima.max() > z_sternum.max()
 
 
+def test_anterior_chest_wall_is_fat_over_the_sternum_and_muscle_beside_it(chest_cta):
+    """The anterior chest wall as on LIDC-IDRI-0001 and 0002: fat straight on the sternum, a thin muscle
+    sheet (2-5 mm) just beside it, the full pectoral muscle further out. Generators 0.2.0-0.2.3 drew
+    12-17 mm of muscle everywhere, over the sternum too, and the IMA model trained on them found no IMA
+    on either real scan."""
+    a = chest_cta.anatomy.array
+    sx, sy, _ = chest_cta.anatomy.spacing
+    ox = chest_cta.anatomy.origin[0]
+    body, wall = chest_cta.parameters["anatomy"]["body"], chest_cta.parameters["anatomy"]["chest_wall"]
+    sternum = a == L["sternum"]
+    ks = np.nonzero(sternum.any(axis=(1, 2)))[0]
+    over, beside, lateral = [], [], []
+    for k in ks[len(ks) // 4: 3 * len(ks) // 4]:  # the sternal body
+        sj, si = np.nonzero(sternum[k])
+        centre, border = int(round(si.mean())), si.max()
+
+        def muscle_mm(i):
+            column = a[k, :, i]
+            skin = int(np.argmax(column == L["skin"]))
+            cavity = skin + int(np.argmax(np.isin(column[skin:], [L["lung"], L["mediastinal_fat"], L["sternum"]])))
+            return np.count_nonzero(column[skin:cavity] == L["muscle"]) * sy
+
+        over.append(muscle_mm(centre))
+        beside.append(muscle_mm(border + int(round(5 / sx))))
+        lateral.append(muscle_mm(int(round((80 - ox) / sx))))  # 80 mm left of the midline
+    assert max(over) == 0, over
+    assert np.median(beside) <= wall["parasternal_sheet_mm"] + 2 * sy, (beside, wall)
+    assert np.median(lateral) >= body["muscle"] + 4, (lateral, body)
+
+
 def test_heart_stays_inside_the_chest_wall_and_behind_the_sternum():
     """A large heart in a shallow chest (seed 6) went through the chest wall in generator 0.2.1 and
     erased a quarter of the sternum (74 % of its drawn volume left). The heart now lies flat

@@ -19,6 +19,8 @@ to the sternal border at the sternum's depth, calcified plaques 1-500 mm³ with 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..metrics import MYOCARDIUM_DENSITY_G_PER_ML
@@ -35,6 +37,20 @@ IMA_FAT_SLEEVE_MM = (0.5, 2.0)
 #: the veins are often unenhanced or collapsed; 0.2.1-0.2.2 always drew one, an easy cue that real
 #: scans lack).
 IMA_VEIN_PROBABILITY = 0.5
+#: Beyond the sternal border, the distance (mm) over which the pectoral muscle grows from a thin
+#: parasternal sheet to the full chest-wall muscle layer. On LIDC-IDRI-0001 and 0002 the wall 10-30 mm
+#: from the midline is 12-25 mm of fat over 2-5 mm of muscle, then fat to the lung, and over the
+#: sternum fat lies straight on the bone; 0.2.0-0.2.3 drew 12-17 mm of muscle everywhere, over the
+#: sternum too, and the IMA model trained on them found no IMA on either real scan.
+PECTORAL_REACH_MM = (25.0, 50.0)
+#: Thickness (mm) of the muscle sheet (pectoral origin and internal intercostals) beside the sternum.
+PARASTERNAL_SHEET_MM = (1.5, 4.0)
+
+
+def _smoothstep(t):
+    """0 below 0, 1 above 1, 3t² - 2t³ between (float32 arrays)."""
+    t = np.clip(t, 0, 1)
+    return t * t * (np.float32(3) - np.float32(2) * t)
 
 
 def _u(rng, lo, hi):
@@ -229,6 +245,9 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
     p["chest_wall"] = dict(sternum_behind_cartilage=_u(rng, 0, 4),
                            ima_fat_sleeve_mm={side: _u(rng, *IMA_FAT_SLEEVE_MM) for side in ("left", "right")},
                            ima_vein={side: bool(rng.uniform() < IMA_VEIN_PROBABILITY) for side in ("left", "right")})
+    # generator 0.2.4: the pectoral muscle thins toward the sternum (drawn last, as above)
+    p["chest_wall"].update(pectoral_reach_mm=_u(rng, *PECTORAL_REACH_MM),
+                           parasternal_sheet_mm=_u(rng, *PARASTERNAL_SHEET_MM))
     return p
 
 
@@ -241,6 +260,34 @@ class Body:
         self.a, self.b, self.taper = b["a"], b["b"], b["taper"]
         self.skin, self.fat, self.muscle, self.post = b["skin"], b["fat"], b["muscle"], b["posterior_muscle"]
         self.n = b["squareness"]
+        wall = p.get("chest_wall", {})
+        self.sternum_half_width = float(p["sternum"]["half_width"]) if "sternum" in p else 0.0
+        # None (parameters of generator <= 0.2.3): muscle all round, as those versions drew it
+        self.pectoral_reach = wall.get("pectoral_reach_mm")
+        self.parasternal_sheet = wall.get("parasternal_sheet_mm", 0.0)
+
+    def wall_layers(self, X, Y, d_body):
+        """The chest wall's layers from the skin inward, one at a time (a generator: each is a whole grid):
+        (anatomy key, tissue, signed distance (mm) of the layer's outer surface, negative inside it), for
+        painting one over the other in this order.
+
+        ``X``, ``Y`` are LPS coordinates (mm) and ``d_body`` :meth:`outer_sdf` on the same points. The
+        last layer is the thoracic cavity (mediastinal fat). Beside the sternum the muscle layer is a
+        thin sheet with fat behind it, over the sternum there is none (:data:`PECTORAL_REACH_MM`).
+        """
+        yield "skin", "skin", d_body
+        yield "subcutaneous_fat", "fat", d_body + np.float32(self.skin)
+        yield "muscle", "muscle", d_body + np.float32(self.muscle_outer)
+        if self.pectoral_reach is not None:
+            beyond_border = np.abs(X) - np.float32(self.sternum_half_width)
+            sheet = np.float32(self.parasternal_sheet) * _smoothstep(beyond_border / np.float32(4.0))
+            # 1 beside the sternum in front, 0 from the reach on and on the chest's sides and back
+            thin = (1 - _smoothstep(beyond_border / np.float32(self.pectoral_reach))) * np.clip(
+                -Y / np.float32(0.4 * self.b), 0, 1)
+            band = np.float32(self.cavity - self.muscle_outer) - sheet  # the muscle band less the sheet
+            # labelled as the cavity's fat, which it runs into between the cartilages
+            yield "mediastinal_fat", "fat", d_body + (np.float32(self.muscle_outer) + sheet + (1 - thin) * band)
+        yield "mediastinal_fat", "fat", d_body + np.float32(self.cavity) + self.posterior_extra(Y)
 
     def _scale(self, z):
         # The chest narrows toward the apex and slightly toward the abdomen.
@@ -433,12 +480,9 @@ def paint_anatomy(canvas: shapes.Canvas, p: dict) -> dict:
     sl_full = canvas.box(full_lo, full_hi)
     X, Y, Z = canvas.coordinates(sl_full, False)
     d_body = body.outer_sdf(X, Y, Z)
-    canvas.paint_distance(d_body, sl_full, L["skin"], "skin")
-    canvas.paint_distance(d_body + np.float32(body.skin), sl_full, L["subcutaneous_fat"], "fat")
-    canvas.paint_distance(d_body + np.float32(body.muscle_outer), sl_full, L["muscle"], "muscle")
-    d_cavity = d_body + np.float32(body.cavity) + body.posterior_extra(Y)
+    for key, tissue, d_cavity in body.wall_layers(X, Y, d_body):  # the last layer is the thoracic cavity
+        canvas.paint_distance(d_cavity, sl_full, L[key], tissue)
     del d_body
-    canvas.paint_distance(d_cavity, sl_full, L["mediastinal_fat"], "fat")
 
     # Diaphragm: union of two domes; below it liver (right) and upper abdomen (left).
     heart_bottom = heart_lowest_z(p)
@@ -692,13 +736,9 @@ def _restore_chest_wall(canvas, body: Body, heart_box) -> None:
     heart = tissue_lookup(BEATING_STRUCTURES)
     d_body = body.outer_sdf(X, Y, Z)
     canvas.paint_distance(-d_body, sl, L["background"], "air", only_over=heart)
-    # each layer is the band between two offsets of the skin surface, as paint_anatomy paints them
-    fat_top, muscle_top = d_body + np.float32(body.skin), d_body + np.float32(body.muscle_outer)
-    cavity_top = d_body + np.float32(body.cavity) + body.posterior_extra(Y)
-    for label, tissue, outer, inner in ((L["skin"], "skin", d_body, fat_top),
-                                        (L["subcutaneous_fat"], "fat", fat_top, muscle_top),
-                                        (L["muscle"], "muscle", muscle_top, cavity_top)):
-        canvas.paint_distance(np.maximum(outer, -inner), sl, label, tissue, only_over=heart)
+    # each layer is the band between its outer surface and the next one's, as paint_anatomy paints them
+    for (key, tissue, outer), (_, _, inner) in itertools.pairwise(body.wall_layers(X, Y, d_body)):
+        canvas.paint_distance(np.maximum(outer, -inner), sl, L[key], tissue, only_over=heart)
 
 
 #: Radius of the ribs' cortex and of the costal cartilages (mm).
