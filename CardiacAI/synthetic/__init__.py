@@ -19,8 +19,9 @@ See docs/synthetic.md for the anatomy, the HU calibration against real scans and
 #: wall as on real scans (sternum level with the cartilages, IMAs at its depth, anterior lungs up to
 #: the manubrium). 0.2.3: IMAs 1.6-2.8 mm, in 0.5-2 mm of fat with the lung close behind, their vein
 #: beside them half the time. 0.2.4: the pectoral muscle thins to a sheet beside the sternum, with fat
-#: behind it, and no muscle over the sternum (as on LIDC-IDRI-0001 and 0002).
-__version__ = "0.2.4"
+#: behind it, and no muscle over the sternum (as on LIDC-IDRI-0001 and 0002). 0.2.5: the IMAs run in a
+#: plate of extrapleural fat from the sternal border to 5-15 mm beyond them, the lung behind, not beside them.
+__version__ = "0.2.5"
 
 from .anatomy_labels import ANATOMY_LABELS, LABEL_NAMES, TASKS, task_structures
 from .generator import FOVS, GeneratorConfig, SyntheticCase, generate_case
