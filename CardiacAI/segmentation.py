@@ -13,7 +13,9 @@
 
 Two-stage models (catalog field ``localizer``) follow the whole-heart Dense V-Net paper: a coarse
 model of the same task runs on the whole scan, the bounding box of what it finds plus a margin is
-cropped, and the main model segments only that region of interest.
+cropped, and the main model segments only that region of interest. One-stage models with a catalog
+field ``midline_band_mm`` (IMA/aorta) segment the body's bounding box narrowed to a left-right band around
+the body's midline (:func:`midline_band`), and the whole box when a structure reaches the band's side.
 """
 
 from __future__ import annotations
