@@ -370,7 +370,6 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     stages = []
     timings["load_model_s"] = time.perf_counter() - t
 
-    region = image
     box = body_box = None
     body_full = None  # the body on the whole grid, when it has been found
     if entry.localizer:

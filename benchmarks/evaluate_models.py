@@ -5,7 +5,9 @@ all) on whole-chest synthetic scans of each protocol and compares with the gener
 Dice, HD95 and ASD (mm) per structure (MONAI metrics via CardiacAI.metrics). Structures the
 generator cropped out of the field of view are scored only for absence.
 Usage: python benchmarks/evaluate_models.py [--cases 3] [--spacing 1.5 | I,J,K] [--tasks ...] [--protocols ...]
-       [--markdown FILE] [--json FILE]
+       [--catalog CATALOG.json] [--markdown FILE] [--json FILE]
+With --catalog a candidate model is scored before it is shipped (a catalog listing it, e.g. one written
+next to a training run's model.pt and card with CardiacAI.models.catalog_entry_from_card).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import numpy as np
 
 from CardiacAI.metrics import compare_labelmaps
 from CardiacAI.segmentation import segment
+from CardiacAI.models import ModelCatalog
 from CardiacAI.synthetic import GeneratorConfig, generate_case
+from CardiacAI.synthetic import __version__ as synthetic_version
 
 #: Test seeds: training uses seeds < 100 and validation 100000-300002 (scripts/train_models.sh).
 TEST_SEED_START = 900_000
@@ -38,7 +42,7 @@ def _union(labelmap, values):
     return labelmap.with_array(np.isin(labelmap.array, values).astype(np.uint8))
 
 
-def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, float]) -> dict:
+def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, float], catalog=None) -> dict:
     per_structure: dict[str, dict[str, list[float]]] = {}
     absent_ok, absent_total, seconds, regions = 0, 0, [], {}
     for n in range(cases):
@@ -46,7 +50,7 @@ def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, 
         case = generate_case(seed, GeneratorConfig(protocol=protocol, spacing_mm=tuple(spacing), fov="chest"))
         truth = case.task_labels(task)
         start = time.perf_counter()
-        result = segment(case.image, task, prefer_gpu=False)
+        result = segment(case.image, task, prefer_gpu=False, catalog=catalog)
         seconds.append(time.perf_counter() - start)
         region = result.run["stages"][-1].get("region", "")
         regions[region] = regions.get(region, 0) + 1
@@ -69,6 +73,8 @@ def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, 
             d["hd95"].append(m.hd95_mm)
             d["asd"].append(m.asd_mm)
     return {"task": task, "protocol": protocol, "cases": cases, "spacing_mm": list(spacing),
+            "model": f"{result.run['model']['id']} {result.run['model']['version']}",
+            "generator": synthetic_version,
             "seeds": [TEST_SEED_START, TEST_SEED_START + cases - 1],
             "median_seconds": statistics.median(seconds), "regions": regions,
             "absent_correct": [absent_ok, absent_total],
@@ -80,7 +86,8 @@ def markdown(results: list[dict]) -> str:
     for r in results:
         size = " x ".join(f"{v:g}" for v in r["spacing_mm"]) if isinstance(r["spacing_mm"], list) else f"{r['spacing_mm']:g}"
         regions = ", ".join(f"{n} on the {name}" for name, n in r.get("regions", {}).items())
-        lines.append(f"**{r['task']}, {r['protocol']}** ({r['cases']} whole-chest scans at {size} mm, "
+        lines.append(f"**{r['task']}, {r['protocol']}**, {r.get('model', '')} on generator {r.get('generator', '?')} "
+                     f"({r['cases']} whole-chest scans at {size} mm, "
                      f"seeds {r['seeds'][0]}-{r['seeds'][1]}; median {r['median_seconds']:.1f} s per scan; "
                      f"segmented: {regions})\n")
         lines.append("| structure | Dice | HD95 (mm) | ASD (mm) |\n|---|---|---|---|")
@@ -106,12 +113,15 @@ def main() -> None:
                         help="voxel size of the test scans in mm: one value, or i,j,k (e.g. 0.75,0.75,2 like a chest CT)")
     parser.add_argument("--tasks", nargs="+", default=["whole-heart", "ima-aorta"])
     parser.add_argument("--protocols", nargs="+", default=["cta", "chest_noncontrast"])
+    parser.add_argument("--catalog", type=Path,
+                        help="a model catalog (JSON) to evaluate instead of the packaged one, e.g. a candidate's")
     parser.add_argument("--json", type=Path, help="write the results as JSON too")
     parser.add_argument("--markdown", type=Path, help="write the tables as Markdown too")
     args = parser.parse_args()
     spacing = [float(v) for v in args.spacing.split(",")]
     spacing = tuple(spacing * 3 if len(spacing) == 1 else spacing)
-    results = [evaluate(t, p, args.cases, spacing) for t in args.tasks for p in args.protocols]
+    catalog = ModelCatalog.load(args.catalog) if args.catalog else None
+    results = [evaluate(t, p, args.cases, spacing, catalog) for t in args.tasks for p in args.protocols]
     text = markdown(results)
     print(text)
     if args.markdown:
