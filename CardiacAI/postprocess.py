@@ -125,6 +125,36 @@ def remove_small_components(labelmap: np.ndarray, values: Iterable[int] | None, 
     return out
 
 
+def keep_components_overlapping(labelmap: np.ndarray, region: tuple[slice, slice, slice],
+                                values: Iterable[int] | None = None, *, connectivity: int = 3) -> np.ndarray:
+    """Keep only the connected components that have at least one voxel inside ``region``.
+
+    Parameters
+    ----------
+    labelmap: integer array (K, J, I), 0 = background.
+    region: (k, j, i) index box of the same grid (e.g. the band a structure is expected in).
+    values: label values to process (default: every non-zero value present).
+    connectivity: 1, 2 or 3 (26-neighbourhood, default).
+
+    Returns a new array; components wholly outside ``region`` become 0, so a structure that crosses the
+    region's side is kept whole. Raises InputError for a bad label map or connectivity.
+    """
+    out = _checked_copy(labelmap)
+    structure = _structure(connectivity)
+    for value, box in _boxes(out, values):
+        sub = out[box]
+        mask = sub == value
+        components, count = ndi.label(mask, structure=structure)
+        # the region in the coordinates of the value's box (empty where they do not meet)
+        inner = tuple(slice(max(r.start - b.start, 0), max(min(r.stop, b.stop) - b.start, 0))
+                      for r, b in zip(region, box))
+        inside = np.zeros(count + 1, bool)
+        inside[np.unique(components[inner])] = True
+        inside[0] = True  # background stays as it is
+        sub[~inside[components]] = 0
+    return out
+
+
 def _remove_small_in_place(out: np.ndarray, boxes, spacing_ijk, min_volume_mm3, structure: np.ndarray,
                            min_extent_mm: Mapping[int, float] | None = None) -> None:
     voxel_mm3 = float(np.prod(_spacing(spacing_ijk)))

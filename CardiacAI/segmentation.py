@@ -340,7 +340,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     """
     from .models import ModelCatalog
     from .perivascular import add_perivascular_regions
-    from .postprocess import body_mask_from_ct, clean_labelmap, structure_presence
+    from .postprocess import body_mask_from_ct, clean_labelmap, keep_components_overlapping, structure_presence
 
     if task not in TASKS:
         raise InputError(f"unknown segmentation task '{task}'", f"choose one of: {', '.join(TASKS)}")
@@ -426,8 +426,11 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         # a structure runs on beyond the band (an unusually lateral vessel): segment the whole body
         # rather than return it cut at the band's side
         report(0.5, "a structure reaches the side of the midline band: segmenting the whole body")
-        box = body_box
+        band, box = box, body_box
         labels, region = segment_region(box, (0.5, 0.85))
+        # the whole body completes what crosses the band's side; what lies wholly outside the band
+        # (a piece in an arm or the lateral chest wall) is not a structure of the task
+        labels = keep_components_overlapping(labels, band)
         region_name = "body (a structure reached the side of the midline band)"
     stages.append({"stage": "segment", "model": entry.id, "version": entry.version, "region": region_name,
                    "region_kji": None if box is None else [[s.start, s.stop] for s in box]})

@@ -13,6 +13,7 @@ from CardiacAI.postprocess import (
     body_mask_from_ct,
     clean_labelmap,
     fill_holes,
+    keep_components_overlapping,
     keep_largest_component,
     remove_small_components,
     structure_presence,
@@ -298,3 +299,18 @@ def test_clean_labelmap_equals_its_three_steps_in_turn():
             result = clean_labelmap(labelmap, labels, SPACING_IJK)
             np.testing.assert_array_equal(result, expected)
             assert not np.array_equal(result, labelmap)  # the rules did something
+
+
+def test_components_wholly_outside_a_region_are_dropped_and_crossing_ones_kept_whole():
+    labels = np.zeros((6, 10, 60), np.uint8)
+    labels[2:4, 4:6, 15:35] = 4  # crosses the region's side at i = 30
+    labels[2:4, 4:6, 45:55] = 4  # wholly outside (a piece in an arm)
+    labels[2:4, 4:6, 5:10] = 1  # another structure, inside
+    labels[2:4, 4:6, 50:58] = 1  # ... and outside
+    region = (slice(0, 6), slice(0, 10), slice(0, 30))
+    out = keep_components_overlapping(labels, region)
+    assert (out[:, :, :45] == labels[:, :, :45]).all()  # the crossing vessel keeps its part beyond the side
+    assert not out[:, :, 45:].any()
+    only_aorta = keep_components_overlapping(labels, region, values=[4])
+    assert (only_aorta[labels == 1] == 1).all() and not (only_aorta[:, :, 45:] == 4).any()
+    assert (labels[:, :, 45:] > 0).any()  # the input is left as it was

@@ -272,15 +272,17 @@ def band_catalog(tmp_path) -> ModelCatalog:
     return ModelCatalog.load(root / "catalog.json")
 
 
-def _fake_vessel_predictor(x_mm: float, calls: list):
+def _fake_vessel_predictor(x_mm: float, calls: list, arm_x_mm: float | None = None):
     """A stand-in for the network: an 'aorta' 10 mm wide running S-I at LPS x = ``x_mm``, labelled
-    wherever the region given to it reaches."""
+    wherever the region given to it reaches, and a false-positive piece at ``arm_x_mm`` (an arm)."""
     def predict(image, entry, network, device, **kwargs):
         calls.append(image.shape_ijk)
         i = np.arange(image.shape_ijk[0])
         x = (image.ijk_to_lps @ np.stack([i, 0 * i, 0 * i, 1 + 0 * i]))[0]
         labels = np.zeros(image.array.shape, np.uint8)
         labels[:, 10:20, np.abs(x - x_mm) <= 5] = 4
+        if arm_x_mm is not None:
+            labels[2:6, 25:30, np.abs(x - arm_x_mm) <= 5] = 4
         return image.with_array(labels, modality="", metadata={})
     return predict
 
@@ -300,13 +302,14 @@ def test_midline_band_segments_less_of_the_scan_and_widens_for_a_lateral_structu
     assert result.presence["aorta"].present
 
     calls.clear()
-    monkeypatch.setattr(seg, "predict_labels", _fake_vessel_predictor(72.0, calls))  # across the band's side
+    # across the band's side, and a false positive wholly outside the band (x = 100-110 mm, i = 100-104)
+    monkeypatch.setattr(seg, "predict_labels", _fake_vessel_predictor(72.0, calls, arm_x_mm=105.0))
     result = segment(wide_ct, "ima-aorta", catalog=band_catalog, prefer_gpu=False)
     stage = result.run["stages"][0]
     assert stage["region"].startswith("body") and len(calls) == 2 and calls[1][0] > calls[0][0]
     # the whole vessel, not only the part inside the band: x = -150 + 2.5 i within 67..77 mm is i = 87..90
     aorta_columns = np.flatnonzero((result.labelmap.array == 4).any(axis=(0, 1)))
-    assert aorta_columns.min() == 87 and aorta_columns.max() == 90
+    assert aorta_columns.min() == 87 and aorta_columns.max() == 90  # and nothing of the piece in the arm
 
 
 def test_a_catalog_entry_cannot_have_both_a_localiser_and_a_midline_band(two_stage_catalog, tmp_path):
