@@ -245,7 +245,9 @@ def test_reaching_the_band_side_counts_only_where_the_band_cut_the_scan():
     labels = np.zeros((10, 10, 40), np.uint8)
     labels[4:6, 4:6, 10:30] = 4
     assert not reaches_band_side(labels, band, outer, axis=2)
-    labels[5, 5, 39] = 4  # the last column of the band, which ends before the scan does
+    labels[4:6, 4:6, 38:40] = 4  # a small piece at the band's last columns: a false positive
+    assert not reaches_band_side(labels, band, outer, axis=2)
+    labels[4:6, 4:6, 10:40] = 4  # the vessel itself runs to the band's side, which ends before the scan does
     assert reaches_band_side(labels, band, outer, axis=2)
     # where the band's side is the scan's own side, nothing lies beyond it
     assert not reaches_band_side(labels, (band[0], band[1], slice(60, 100)), outer, axis=2)
