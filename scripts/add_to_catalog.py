@@ -44,7 +44,7 @@ MODELS = [
      {"default": True, "localizer": {"model": "whole-heart-localizer", "version": "0.2.0", "margin_mm": 35.0,
                                      "max_size_mm": [190.0, 190.0, 250.0]},
       "min_volume_ml": WHOLE_HEART_MIN_ML}),
-    ("ima-aorta-unet", "ima-aorta-unet", "0.3.0",
+    ("ima-aorta-unet", "ima-aorta-unet", "0.4.0",
      "Internal mammary arteries and aorta with perivascular regions (U-Net, 1 x 1 x 2 mm)",
      {"default": True, "min_volume_ml": IMA_AORTA_MIN_ML, "midline_band_mm": 200.0}),
 ]

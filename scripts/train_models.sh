@@ -26,10 +26,11 @@ for which in ${WHICH[@]}; do
         --synthseg-fraction 0.1 --seed 202 ;;
     ima-aorta)  # 1 mm in-plane so a 2-3 mm IMA is 2-3 voxels wide; 2 mm along the vessels (S-I);
       # IMA cross-entropy x10: unweighted, the IMAs were never learnt (docs/segmentation.md).
-      # Four cosine cycles, each from the previous one's weights: 4000 steps from random weights, 6000
-      # more (0.2.0), 9000 more after generator 0.2.2 moved the IMAs to the sternum's depth, and 5000
-      # more after 0.2.3 made them thinner with the lung close behind (0.3.0). The shipped model's
-      # cycles ran on generators 0.2.1, 0.2.1, 0.2.2 and 0.2.3; this script runs all four on the current one.
+      # Five cosine cycles, each from the previous one's weights: 4000 steps from random weights, 6000
+      # more (0.2.0), 9000 more after generator 0.2.2 moved the IMAs to the sternum's depth, 5000 more
+      # after 0.2.3 made them thinner with the lung close behind (0.3.0; stopped at 4400 by its budget),
+      # and 5000 more after 0.2.4-0.2.5 put them in the chest wall's fat (0.4.0). The shipped model's
+      # cycles ran on generators 0.2.1, 0.2.1, 0.2.2, 0.2.3 and 0.2.5; this script runs all five on the current one.
       IMA=(--task ima-aorta --network unet --spacing 1,1,2 --patch-size 32,96,96 --batch-size 2 --samples-per-case 2
            --dice-batch --class-weights '{"left_internal_mammary_artery": 10, "right_internal_mammary_artery": 10}'
            --val-every 400 --train-cases 40 --val-seeds 300000-300002 --fov random
@@ -39,8 +40,10 @@ for which in ${WHICH[@]}; do
         --init-from "$OUT/ima-aorta-unet-phase1/model.pt"
       "${CLI[@]}" --output "$OUT/ima-aorta-unet-phase3" "${IMA[@]}" --steps 9000 --max-minutes 50 --seed 305 \
         --init-from "$OUT/ima-aorta-unet-phase2/model.pt"
-      "${CLI[@]}" --output "$OUT/ima-aorta-unet" "${IMA[@]}" --steps 5000 --max-minutes 32 --seed 306 \
-        --init-from "$OUT/ima-aorta-unet-phase3/model.pt" ;;
+      "${CLI[@]}" --output "$OUT/ima-aorta-unet-phase4" "${IMA[@]}" --steps 5000 --max-minutes 32 --seed 306 \
+        --init-from "$OUT/ima-aorta-unet-phase3/model.pt"
+      "${CLI[@]}" --output "$OUT/ima-aorta-unet" "${IMA[@]}" --steps 5000 --max-minutes 30 --seed 308 \
+        --init-from "$OUT/ima-aorta-unet-phase4/model.pt" ;;
     *) echo "unknown model $which" >&2; exit 2 ;;
   esac
 done
