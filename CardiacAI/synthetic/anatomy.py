@@ -979,8 +979,6 @@ def _paint_plaques(canvas, p, rng, curves, ao_curve, ao_r, H, e_long, e_rv, e_su
         blob(centre, np.cross(e_long, direction), plq["volume_mm3"], plq["peak_hu"], "mitral_annulus_calcium")
 
 
-
-
 #: Over how many mm the IMA's fat plate thins out at its lateral end.
 IMA_FAT_PLATE_TAPER_MM = 8.0
 
