@@ -232,7 +232,9 @@ def midline_band(body: np.ndarray, box: tuple[slice, slice, slice], spacing_ijk,
     """``box`` narrowed on the left-right axis to ``width_mm`` centred on the body's midline.
 
     ``body`` is the body mask, bool (K, J, I); ``box`` a (k, j, i) index box (e.g. the body's bounding
-    box); ``direction`` the image's 3x3 LPS direction. The midline is the median of the body's voxels
+    box); ``spacing_ijk`` the voxel size (i, j, k) in mm; ``direction`` the image's 3x3 LPS direction;
+    ``width_mm`` the band's width in mm. Returns a (k, j, i) index box; raises nothing (an empty body
+    gives ``box`` back). The midline is the median of the body's voxels
     along the left-right axis inside ``box`` (half of the body on each side), which stays on the sternum
     and the spine when an arm lies beside the chest. The band is clipped to ``box``, never moved off the
     midline. The IMAs and the thoracic aorta lie within about 65 mm of the midline (the generator's

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from CardiacAI.metrics import compare_labelmaps
-from CardiacAI.segmentation import segment
 from CardiacAI.models import ModelCatalog
+from CardiacAI.segmentation import segment
 from CardiacAI.synthetic import GeneratorConfig, generate_case
 from CardiacAI.synthetic import __version__ as synthetic_version
 

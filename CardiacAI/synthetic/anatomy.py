@@ -269,7 +269,7 @@ class Body:
         self.skin, self.fat, self.muscle, self.post = b["skin"], b["fat"], b["muscle"], b["posterior_muscle"]
         self.n = b["squareness"]
         wall = p.get("chest_wall", {})
-        self.sternum_half_width = float(p["sternum"]["half_width"]) if "sternum" in p else 0.0
+        self.sternum_half_width = float(p["sternum"]["half_width"])
         # None (parameters of generator <= 0.2.3): muscle all round, as those versions drew it
         self.pectoral_reach = wall.get("pectoral_reach_mm")
         self.parasternal_sheet = wall.get("parasternal_sheet_mm", 0.0)
