@@ -293,5 +293,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console_main() -> int:
+    """The process entry point (the ``cardiacai`` console script and ``python -m CardiacAI``).
+
+    Runs :func:`main` and returns its exit status. Before returning it freezes the objects alive now
+    out of the garbage collector (:func:`gc.freeze`): at exit, Python otherwise walks every object
+    PyTorch and MONAI created, about 0.8 s of a 5 s run on a 2-core CPU, for a process that is ending.
+    Files are already closed and ``atexit`` handlers still run. Tests and Slicer call :func:`main`,
+    which leaves the collector alone.
+    """
+    import gc
+
+    status = main()
+    gc.freeze()
+    return status
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -32,9 +33,15 @@ def test_info_text_output_is_readable(lidc1_dir, capsys):
     assert "kVp:           120" in out and "Modality:      CT" in out
 
 
-def test_console_script_errors_are_one_clear_line(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "CardiacAI", "info", str(tmp_path / "missing")],
-                         capture_output=True, text=True)
+@pytest.mark.parametrize("command", ["python -m CardiacAI", "cardiacai"])
+def test_console_script_errors_are_one_clear_line(tmp_path, command):
+    """Both ways to start the command line (the installed ``cardiacai`` script and ``python -m``)
+    return main's exit status and print the error as one line."""
+    script = Path(sys.executable).with_name("cardiacai")
+    if command == "cardiacai" and not script.exists():
+        pytest.skip(f"the console script is not installed next to {sys.executable} (pip install -e .)")
+    argv = [sys.executable, "-m", "CardiacAI"] if command.startswith("python") else [str(script)]
+    run = subprocess.run([*argv, "info", str(tmp_path / "missing")], capture_output=True, text=True)
     assert run.returncode == 2
     assert "does not exist" in run.stderr and "Traceback" not in run.stderr
 
