@@ -189,6 +189,34 @@ def test_region_of_interest_cap_follows_the_patient_axes():
     assert max_size_on_index_axes(200.0, sagittal) == (200.0, 200.0, 200.0)
 
 
+@pytest.mark.parametrize("direction", [np.eye(3), np.diag([-1.0, -1.0, 1.0]),
+                                       np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])],
+                         ids=["LPS", "RAS-like flips", "sagittal"])
+def test_box_from_the_localiser_grid_covers_the_same_patient_space_on_the_scan(direction):
+    """The localiser's region of interest is found on its own 6 mm grid and taken to the scan's grid:
+    exactly the scan voxels whose centres lie inside the box's voxels, whatever the scan's direction."""
+    from CardiacAI.segmentation import box_onto_grid
+
+    coarse = Image(np.zeros((12, 10, 11), np.uint8), spacing=(6.0, 6.0, 6.0), origin=(-33.0, -30.0, -40.0))
+    scan = Image(np.zeros((31, 45, 40), np.int16), spacing=(1.7, 1.3, 2.5), origin=(-10.0, -12.0, 5.0),
+                 direction=direction)
+    box = (slice(3, 9), slice(2, 7), slice(4, 10))
+    mapped = box_onto_grid(box, coarse, scan)
+    # brute force: every scan voxel centre, in the coarse grid's continuous (i, j, k) index
+    k, j, i = np.indices(scan.array.shape)
+    centres = np.stack([i.ravel(), j.ravel(), k.ravel(), np.ones(i.size)], axis=1) @ scan.ijk_to_lps.T
+    index = (centres @ np.linalg.inv(coarse.ijk_to_lps).T)[:, :3]
+    lo = np.array([box[2].start, box[1].start, box[0].start]) - 0.5
+    hi = np.array([box[2].stop, box[1].stop, box[0].stop]) - 0.5
+    inside = np.all((index >= lo - 1e-6) & (index <= hi + 1e-6), axis=1).reshape(scan.array.shape)
+    assert inside.any() and not inside.all()
+    expected = np.zeros_like(inside)
+    expected[mapped] = True
+    np.testing.assert_array_equal(expected, inside)
+    far_away = Image(np.zeros((4, 4, 4), np.int16), spacing=(1.0, 1.0, 1.0), origin=(500.0, 500.0, 500.0))
+    assert box_onto_grid(box, coarse, far_away) is None
+
+
 def test_task_without_localiser_runs_on_the_body_box_only(tmp_path, ct):
     root = tmp_path / "catalog"
     entry = catalog_entry_from_card(write_random_model(root / "ima", "ima-aorta", 4, spacing_mm=3.0),
