@@ -28,8 +28,12 @@ Method, on boolean masks in (k, j, i) order with anisotropic spacing handled in 
 All of it runs in the vessel's bounding box grown by the largest region thickness, so the cost
 depends on the vessel, not on the CT grid; vessel pieces far apart (e.g. scattered false-positive
 aorta pieces) are handled in boxes of their own, grouped so that the result is exactly that of one
-box around all of them (:func:`_clusters`). The distance to the wall is kept only for voxels within
-reach, never as a float64 map of the whole box. On LIDC-IDRI-0002 (512 x 512 x 261, 11 aorta
+box around all of them (:func:`_clusters`). Each box is then cut into slabs along k, one per CPU core
+(up to :data:`MAX_WORKERS`), computed in threads (scipy's distance transform releases the GIL); each
+slab searches the nearest wall within the region's reach beyond its ends, so the result is again
+exactly that of one box (with 0.4.0's aorta on the real CTs: the same voxels, 1.9 -> 1.3 s on
+LIDC-IDRI-0001 and 4.2 -> 3.0 s on LIDC-IDRI-0002, 2 cores). The distance to the wall is kept only for
+voxels within reach, never as a float64 map of the whole box. On LIDC-IDRI-0002 (512 x 512 x 261, 11 aorta
 pieces) this took the periaortic region from 11 s and 2.2 GB to about 2.5 s and 1 GB (2 busy CPU
 cores). Measured on digitised straight tubes along k (radius 1-12 mm,
 random sub-voxel axis positions, spacing 0.7 x 0.7 x 2.5 and 0.6 x 0.8 x 2.0 mm): the region
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -285,24 +290,52 @@ def _regions(labels: np.ndarray, value: int, spacing_ijk, body: np.ndarray | Non
         outer_boxes = [_grow(c, margin, shape) for c in _clusters(in_grid, margin, shape)]
     else:
         outer_boxes = [_grow(vessel_box, margin, shape)]
-    regions = []
-    for outer in outer_boxes:
-        region = _region_in_box(labels, value, outer, inner, vessel_diameter, reach_mm, sampling, body, exclude)
-        if region is not None:
-            regions.append(region)
-    return regions
+    # Each box in slabs along k on the CPU's cores: scipy's distance transform and numpy release the GIL.
+    jobs = [(outer, core) for outer in outer_boxes for core in _slabs(outer, margin[0], _worker_count())]
+    if len(jobs) == 1:
+        found = [_region_in_box(labels, value, *jobs[0], inner, vessel_diameter, reach_mm, sampling, body, exclude,
+                                margin)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(jobs), _worker_count())) as pool:
+            found = list(pool.map(lambda job: _region_in_box(labels, value, *job, inner, vessel_diameter, reach_mm,
+                                                             sampling, body, exclude, margin), jobs))
+    return [region for region in found if region is not None]
 
 
-def _region_in_box(labels, value, outer, inner, vessel_diameter, reach_mm, sampling, body, exclude) -> _Region | None:
-    """The region inside ``outer``: every voxel within its nearest wall voxel's local diameter."""
-    v_out = labels[outer] == value
+def _worker_count() -> int:
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
+#: Threads for the region's distance transforms: each slab costs two margins of extra slices.
+MAX_WORKERS = 4
+
+
+def _slabs(outer: tuple[slice, ...], margin_k: int, count: int) -> list[tuple[slice, ...]]:
+    """``outer`` cut along k into at most ``count`` slabs, each at least three ``margin_k`` thick."""
+    extent = outer[0].stop - outer[0].start
+    count = max(1, min(count, extent // max(1, 3 * margin_k)))
+    edges = np.linspace(outer[0].start, outer[0].stop, count + 1).round().astype(int)
+    return [(slice(int(a), int(b)), *outer[1:]) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _region_in_box(labels, value, outer, core, inner, vessel_diameter, reach_mm, sampling, body, exclude,
+                   margin) -> _Region | None:
+    """The region inside ``core`` (a slab of ``outer``): every voxel within its nearest wall voxel's
+    local diameter. The nearest wall voxel is searched in ``core`` grown by ``margin`` (voxels, (k, j, i))
+    within ``outer``: one within reach of a voxel of ``core`` lies there."""
+    context = tuple(slice(max(c.start - m, o.start), min(c.stop + m, o.stop)) for c, o, m in zip(core, outer, margin))
+    v_out = labels[context] == value
     feet_map = ndi.distance_transform_edt(~v_out, sampling=sampling, return_distances=False, return_indices=True)
     # distance_transform_edt's own distance formula, a few slices at a time, kept only for the
-    # candidates (within reach): a float64 map of the whole box is not needed.
+    # candidates (within reach) of the core: a float64 map of the whole box is not needed.
     chunk = max(1, 2_000_000 // max(1, v_out.shape[1] * v_out.shape[2]))
+    first = core[0].start - context[0].start  # the core's slices in the context's frame
+    stop = first + core[0].stop - core[0].start
     point_parts, distance_parts = [], []
-    for k0 in range(0, v_out.shape[0], chunk):
-        k1 = min(k0 + chunk, v_out.shape[0])
+    for k0 in range(first, stop, chunk):
+        k1 = min(k0 + chunk, stop)
         grid = np.ogrid[k0:k1, 0:v_out.shape[1], 0:v_out.shape[2]]
         squared = None
         for axis in range(3):
@@ -313,20 +346,22 @@ def _region_in_box(labels, value, outer, inner, vessel_diameter, reach_mm, sampl
         distance = np.sqrt(squared)
         candidate = ~v_out[k0:k1] & (distance <= reach_mm)
         if body is not None:
-            candidate &= body[outer][k0:k1]
+            candidate &= body[context][k0:k1]
         if exclude is not None:
-            candidate &= ~exclude[outer][k0:k1]
+            candidate &= ~exclude[context][k0:k1]
         points = np.nonzero(candidate)
         distance_parts.append(distance[points])
         point_parts.append((points[0] + k0, points[1], points[2]))
         del distance, squared, candidate
+    if not point_parts:
+        return None
     points = tuple(np.concatenate([p[a] for p in point_parts]) for a in range(3))
     wall_distance = np.concatenate(distance_parts)
     if wall_distance.size == 0:
         return None
     feet = feet_map[(slice(None), *points)]
     del feet_map
-    offset = np.array([o.start - i.start for o, i in zip(outer, inner)])[:, None]
+    offset = np.array([o.start - i.start for o, i in zip(context, inner)])[:, None]
     local_diameter = vessel_diameter[tuple(feet + offset)]
     # the half-voxel correction (at most half the largest spacing) only matters near the boundary
     band = (wall_distance > local_diameter) & (wall_distance - float(sampling.max()) / 2.0 <= local_diameter)
@@ -334,12 +369,14 @@ def _region_in_box(labels, value, outer, inner, vessel_diameter, reach_mm, sampl
     keep = wall_distance <= local_diameter
     if not keep.any():
         return None
-    mask = np.zeros(v_out.shape, bool)
-    kept = tuple(p[keep] for p in points)
+    # in the core's frame: context and core differ only in where they start and stop along k
+    shape = tuple(c.stop - c.start for c in core)
+    mask = np.zeros(shape, bool)
+    kept = (points[0][keep] - first, points[1][keep], points[2][keep])
     mask[kept] = True
-    wall = np.full(v_out.shape, np.inf, np.float32)
+    wall = np.full(shape, np.inf, np.float32)
     wall[kept] = wall_distance[keep]
-    return _Region(outer, mask, wall)
+    return _Region(core, mask, wall)
 
 
 def _piece_boxes(mask: np.ndarray) -> list[tuple[slice, ...]]:

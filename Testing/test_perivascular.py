@@ -153,12 +153,16 @@ def test_add_perivascular_regions_for_the_ima_aorta_label_set():
         add_perivascular_regions(labelmap, labels)  # a plain array needs spacing
 
 
-def test_scattered_vessel_pieces_give_the_same_region_as_one_box_around_them():
+def test_scattered_vessel_pieces_give_the_same_region_as_one_box_around_them(monkeypatch):
     """Pieces far apart are computed in boxes of their own (much less work when false positives are
-    scattered over the scan); the region must be exactly the one computed in one box around all."""
+    scattered over the scan); the region must be exactly the one computed in one box around all.
+    (One core: the slabs of a box are tested apart.)"""
     from scipy import ndimage as ndi
 
+    from CardiacAI import perivascular
     from CardiacAI.perivascular import _regions
+
+    monkeypatch.setattr(perivascular, "_worker_count", lambda: 1)
 
     rng = np.random.default_rng(5)
     spacing = (0.7, 0.7, 2.5)
@@ -185,6 +189,36 @@ def test_scattered_vessel_pieces_give_the_same_region_as_one_box_around_them():
             np.testing.assert_array_equal(a, b)
             assert a.any()
     assert several_boxes >= 4  # the split path was really taken
+
+
+def test_slabs_on_several_cores_give_the_same_regions_as_one_box(monkeypatch):
+    """The region's box is cut into slabs along k, one per core; the label map must be exactly the one
+    computed in one box, for an aorta that bends and tapers and an IMA running close beside it."""
+    from CardiacAI import perivascular
+
+    spacing = (0.7, 0.7, 2.0)
+    shape = (90, 120, 130)
+    k, j, i = np.indices(shape, dtype=float)
+    axis_j, axis_i = 60 + 15 * np.sin(k / 20.0), 55 + 0.3 * k
+    aorta = np.hypot((j - axis_j) * spacing[1], (i - axis_i) * spacing[0]) <= 8.0 + 3.0 * np.cos(k / 15.0)
+    ima = np.hypot((j - 20.3) * spacing[1], (i - axis_i - 30.2) * spacing[0]) <= 1.2
+    labels = get_label_set("ima-aorta")
+    value = {s.key: s.value for s in labels.structures}
+    labelmap = np.zeros(shape, np.uint8)
+    labelmap[aorta] = value["aorta"]
+    labelmap[ima] = value["left_internal_mammary_artery"]
+    body = np.ones(shape, bool)
+    body[:, :, :6] = False
+    slab_counts = []
+    real_slabs = perivascular._slabs
+    monkeypatch.setattr(perivascular, "_slabs", lambda *a: slab_counts.append(len(real_slabs(*a))) or real_slabs(*a))
+    results = {}
+    for workers in (1, 3):
+        monkeypatch.setattr(perivascular, "_worker_count", lambda: workers)
+        results[workers] = add_perivascular_regions(labelmap, labels, body, spacing_ijk=spacing)
+    assert max(slab_counts) >= 2  # the slabs were really used
+    np.testing.assert_array_equal(results[1], results[3])
+    assert (results[3] == value["periaortic_region"]).any() and (results[3] == value["peri_ima_region"]).any()
 
 
 def ball(shape, centre_kji, radius_mm, spacing_ijk):
