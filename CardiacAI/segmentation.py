@@ -444,14 +444,15 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
 
     def segment_region(box, progress_range):
         """(labels on the whole grid, the cropped CT): the network's labels inside ``box`` (None: the
-        whole scan), restricted to the body and cleaned per structure; background outside the box."""
+        whole scan), restricted to the body and cleaned per structure; background outside the box.
+        The network's progress fills ``progress_range``; its post-processing is reported at the end."""
         t = time.perf_counter()
         region = image if box is None else crop_image(image, box)
         fine = predict_labels(region, entry, network, device, progress=report, cancel=cancel,
                               progress_range=progress_range)
         timings["segment_s"] = timings.get("segment_s", 0.0) + time.perf_counter() - t
         check_cancel()
-        report(0.88, "post-processing")
+        report(progress_range[1], "post-processing")
         t = time.perf_counter()
         labels = np.zeros(image.array.shape, np.uint8)
         roi = box if box is not None else (slice(None),) * 3
@@ -466,15 +467,16 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t
         return labels, region
 
-    labels, region = segment_region(box, (0.25 if entry.localizer else 0.05, 0.85))
+    labels, region = segment_region(box, (0.25 if entry.localizer else 0.05, 0.8))
     region_name = ("whole scan" if box is None else "localised heart" if entry.localizer
                    else "body" if box == body_box else "midline band")
     if region_name == "midline band" and reaches_band_side(labels[box], box, body_box, left_right_axis(image.direction)):
         # a structure runs on beyond the band (an unusually lateral vessel): segment the whole body
         # rather than return it cut at the band's side
-        report(0.5, "a structure reaches the side of the midline band: segmenting the whole body")
+        # the progress bar never goes back: the second pass fills what is left before the regions
+        report(0.8, "a structure reaches the side of the midline band: segmenting the whole body")
         band, box = box, body_box
-        labels, region = segment_region(box, (0.5, 0.85))
+        labels, region = segment_region(box, (0.8, 0.9))
         # the whole body completes what crosses the band's side; what lies wholly outside the band
         # (a piece in an arm or the lateral chest wall) is not a structure of the task
         labels = keep_components_overlapping(labels, band)

@@ -334,9 +334,12 @@ def test_midline_band_segments_less_of_the_scan_and_widens_for_a_lateral_structu
     calls.clear()
     # across the band's side, and a false positive wholly outside the band (x = 100-110 mm, i = 100-104)
     monkeypatch.setattr(seg, "predict_labels", _fake_vessel_predictor(72.0, calls, arm_x_mm=105.0))
-    result = segment(wide_ct, "ima-aorta", catalog=band_catalog, prefer_gpu=False)
+    fractions = []
+    result = segment(wide_ct, "ima-aorta", catalog=band_catalog, prefer_gpu=False,
+                     progress=lambda fraction, message: fractions.append(fraction))
     stage = result.run["stages"][0]
     assert stage["region"].startswith("body") and len(calls) == 2 and calls[1][0] > calls[0][0]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # the second pass never sends the bar back
     # the whole vessel, not only the part inside the band: x = -150 + 2.5 i within 67..77 mm is i = 87..90
     aorta_columns = np.flatnonzero((result.labelmap.array == 4).any(axis=(0, 1)))
     assert aorta_columns.min() == 87 and aorta_columns.max() == 90  # and nothing of the piece in the arm
