@@ -5,9 +5,11 @@ all) on whole-chest synthetic scans of each protocol and compares with the gener
 Dice, HD95 and ASD (mm) per structure (MONAI metrics via CardiacAI.metrics). Structures the
 generator cropped out of the field of view are scored only for absence.
 Usage: python benchmarks/evaluate_models.py [--cases 3] [--spacing 1.5 | I,J,K] [--tasks ...] [--protocols ...]
-       [--catalog CATALOG.json] [--markdown FILE] [--json FILE]
+       [--catalog CATALOG.json] [--tuning] [--markdown FILE] [--json FILE]
 With --catalog a candidate model is scored before it is shipped (a catalog listing it, e.g. one written
-next to a training run's model.pt and card with CardiacAI.models.catalog_entry_from_card).
+next to a training run's model.pt and card with CardiacAI.models.catalog_entry_from_card). With --tuning the
+scans come from other seeds (800000 on), on which post-processing settings are chosen; the test scans
+(900000 on) then score the choice.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from CardiacAI.synthetic import __version__ as synthetic_version
 
 #: Test seeds: training uses seeds < 100 and validation 100000-300002 (scripts/train_models.sh).
 TEST_SEED_START = 900_000
+#: Tuning seeds, for choosing a post-processing setting without looking at the test scans.
+TUNING_SEED_START = 800_000
 
 
 #: Vessel + perivascular unions scored as the IMA/aorta paper reports them ("IMA/peri-IMA",
@@ -42,11 +46,12 @@ def _union(labelmap, values):
     return labelmap.with_array(np.isin(labelmap.array, values).astype(np.uint8))
 
 
-def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, float], catalog=None) -> dict:
+def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, float], catalog=None,
+             first_seed: int = TEST_SEED_START) -> dict:
     per_structure: dict[str, dict[str, list[float]]] = {}
     absent_ok, absent_total, seconds, regions = 0, 0, [], {}
     for n in range(cases):
-        seed = TEST_SEED_START + n
+        seed = first_seed + n
         case = generate_case(seed, GeneratorConfig(protocol=protocol, spacing_mm=tuple(spacing), fov="chest"))
         truth = case.task_labels(task)
         start = time.perf_counter()
@@ -75,7 +80,7 @@ def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, 
     return {"task": task, "protocol": protocol, "cases": cases, "spacing_mm": list(spacing),
             "model": f"{result.run['model']['id']} {result.run['model']['version']}",
             "generator": synthetic_version,
-            "seeds": [TEST_SEED_START, TEST_SEED_START + cases - 1],
+            "seeds": [first_seed, first_seed + cases - 1],
             "median_seconds": statistics.median(seconds), "regions": regions,
             "absent_correct": [absent_ok, absent_total],
             "structures": {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in per_structure.items()}}
@@ -115,13 +120,17 @@ def main() -> None:
     parser.add_argument("--protocols", nargs="+", default=["cta", "chest_noncontrast"])
     parser.add_argument("--catalog", type=Path,
                         help="a model catalog (JSON) to evaluate instead of the packaged one, e.g. a candidate's")
+    parser.add_argument("--tuning", action="store_true",
+                        help=f"score the tuning scans (seeds from {TUNING_SEED_START}) instead of the test scans, to "
+                        "choose a setting without looking at the test scans")
     parser.add_argument("--json", type=Path, help="write the results as JSON too")
     parser.add_argument("--markdown", type=Path, help="write the tables as Markdown too")
     args = parser.parse_args()
     spacing = [float(v) for v in args.spacing.split(",")]
     spacing = tuple(spacing * 3 if len(spacing) == 1 else spacing)
     catalog = ModelCatalog.load(args.catalog) if args.catalog else None
-    results = [evaluate(t, p, args.cases, spacing, catalog) for t in args.tasks for p in args.protocols]
+    first_seed = TUNING_SEED_START if args.tuning else TEST_SEED_START
+    results = [evaluate(t, p, args.cases, spacing, catalog, first_seed) for t in args.tasks for p in args.protocols]
     text = markdown(results)
     print(text)
     if args.markdown:
