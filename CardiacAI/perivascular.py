@@ -291,16 +291,19 @@ def _regions(labels: np.ndarray, value: int, spacing_ijk, body: np.ndarray | Non
     else:
         outer_boxes = [_grow(vessel_box, margin, shape)]
     # Each box in slabs along k on the CPU's cores: scipy's distance transform and numpy release the GIL.
-    jobs = [(outer, core) for outer in outer_boxes for core in _slabs(outer, margin[0], _worker_count())]
+    workers = _worker_count()
+    jobs = [(outer, core) for outer in outer_boxes for core in _slabs(outer, margin[0], workers)]
+
+    def region_of(job):
+        return _region_in_box(labels, value, *job, inner, vessel_diameter, reach_mm, sampling, body, exclude, margin)
+
     if len(jobs) == 1:
-        found = [_region_in_box(labels, value, *jobs[0], inner, vessel_diameter, reach_mm, sampling, body, exclude,
-                                margin)]
+        found = [region_of(jobs[0])]
     else:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(min(len(jobs), _worker_count())) as pool:
-            found = list(pool.map(lambda job: _region_in_box(labels, value, *job, inner, vessel_diameter, reach_mm,
-                                                             sampling, body, exclude, margin), jobs))
+        with ThreadPoolExecutor(min(len(jobs), workers)) as pool:
+            found = list(pool.map(region_of, jobs))
     return [region for region in found if region is not None]
 
 
@@ -353,8 +356,6 @@ def _region_in_box(labels, value, outer, core, inner, vessel_diameter, reach_mm,
         distance_parts.append(distance[points])
         point_parts.append((points[0] + k0, points[1], points[2]))
         del distance, squared, candidate
-    if not point_parts:
-        return None
     points = tuple(np.concatenate([p[a] for p in point_parts]) for a in range(3))
     wall_distance = np.concatenate(distance_parts)
     if wall_distance.size == 0:
