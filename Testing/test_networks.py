@@ -71,6 +71,19 @@ def test_unet_divisibility_follows_strides():
     assert net(torch.randn(1, 1, 12, 12, 12)).shape == (1, 3, 12, 12, 12)
 
 
+def test_se_swin_strided_stem_keeps_the_input_size_and_needs_multiples_of_16():
+    net = build_network("se_swin", 1, 6, stem_stride=2)
+    assert net.divisible_by == 16
+    y = net(torch.randn(2, 1, 16, 32, 48))
+    assert y.shape == (2, 6, 16, 32, 48)
+    # the strided stem works at half resolution: fewer activations than the full-resolution stem
+    assert net.stem(torch.randn(1, 1, 16, 32, 48)).shape[2:] == (8, 16, 24)
+    with pytest.raises(InputError, match="multiple of 16"):
+        net(torch.randn(1, 1, 16, 24, 16))
+    with pytest.raises(ModelError, match="stem_stride"):
+        build_network("se_swin", 1, 6, stem_stride=4)
+
+
 def test_bad_names_and_parameters_are_model_errors():
     with pytest.raises(ModelError, match="unknown network"):
         build_network("vnet9000", 1, 2)
