@@ -66,13 +66,17 @@ def test_whole_heart_on_real_chest_ct(case, request):
         assert row["present"] or row["reason"]
 
 
-def test_aorta_and_imas_on_a_synthetic_cta_test_scan():
-    """ima-aorta-unet 0.4.0 on a test scan with a chest CT's voxel size (0.7 x 0.7 x 2.5 mm): measured aorta
-    0.943, left IMA 0.493, right IMA 0.471 on this seed of generator 0.2.5 (0.3.0 on generator 0.2.3: 0.961,
-    0.532, 0.555; docs/segmentation.md; 0.1.0 found no IMA)."""
+@pytest.mark.parametrize("model_id", [None, "ima-aorta-se-swin"])
+def test_aorta_and_imas_on_a_synthetic_cta_test_scan(model_id):
+    """The default ima-aorta-unet 0.4.0 and the SE + Swin ima-aorta-se-swin 0.1.0 on a test scan with a chest CT's
+    voxel size (0.7 x 0.7 x 2.5 mm): measured aorta 0.943 / 0.953, left IMA 0.493 / 0.499, right IMA 0.471 / 0.488
+    on this seed of generator 0.2.5 (U-Net 0.3.0 on generator 0.2.3: 0.961, 0.532, 0.555; docs/segmentation.md;
+    0.1.0 found no IMA)."""
     _shipped("ima-aorta")
     case = generate_case(TEST_SEED, GeneratorConfig(protocol="cta", spacing_mm=(0.7, 0.7, 2.5), fov="chest"))
-    result = segment(case.image, "ima-aorta", prefer_gpu=False)
+    result = segment(case.image, "ima-aorta", model_id=model_id, prefer_gpu=False)
+    if model_id:
+        assert result.run["model"]["id"] == model_id and result.run["model"]["architecture"] == "se_swin"
     keys = ("aorta", "left_internal_mammary_artery", "right_internal_mammary_artery")
     scores = compare_labelmaps(result.labelmap, case.task_labels("ima-aorta"),
                                {k: result.label_set.by_key(k).value for k in keys})

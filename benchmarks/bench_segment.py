@@ -2,7 +2,7 @@
 
 Each run is a fresh process (`cardiacai segment ... --overwrite`), so the time includes Python and
 torch start-up as a user sees it, and the peak resident memory (RSS) is that process's alone.
-Usage: python benchmarks/bench_segment.py [--repeats 3] [--tasks whole-heart ima-aorta] [--cases ...]
+Usage: python benchmarks/bench_segment.py [--repeats 3] [--tasks whole-heart ima-aorta] [--cases ...] [--model ID]
 Prints per task and case: median wall-clock (s), min/max, median peak RSS (MB), the median of each
 stage time the run wrote to run.json (reading, library imports, model loading, inference,
 post-processing, writing), and the machine.
@@ -60,9 +60,12 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["LIDC-IDRI-0001", "LIDC-IDRI-0002"])
     parser.add_argument("--cpu", action="store_true", help="pass --cpu (no GPU)")
     parser.add_argument("--warm", action="store_true", help="also time scans in one process (cohort run)")
+    parser.add_argument("--model", help="catalog model id instead of the task's default (one task only)")
     args = parser.parse_args()
+    if args.model and len(args.tasks) != 1:
+        parser.error("--model needs exactly one --tasks entry (the model's task)")
     print(f"machine: {machine_line()}")
-    extra = ["--cpu"] if args.cpu else []
+    extra = (["--cpu"] if args.cpu else []) + (["--model", args.model] if args.model else [])
     for task in args.tasks:
         for name in args.cases:
             case = DATA / name

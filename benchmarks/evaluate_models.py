@@ -5,9 +5,10 @@ all) on whole-chest synthetic scans of each protocol and compares with the gener
 Dice, HD95 and ASD (mm) per structure (MONAI metrics via CardiacAI.metrics). Structures the
 generator cropped out of the field of view are scored only for absence.
 Usage: python benchmarks/evaluate_models.py [--cases 3] [--spacing 1.5 | I,J,K] [--tasks ...] [--protocols ...]
-       [--catalog CATALOG.json] [--tuning] [--markdown FILE] [--json FILE]
+       [--catalog CATALOG.json] [--model ID] [--tuning] [--markdown FILE] [--json FILE]
 With --catalog a candidate model is scored before it is shipped (a catalog listing it, e.g. one written
-next to a training run's model.pt and card with CardiacAI.models.catalog_entry_from_card). With --tuning the
+next to a training run's model.pt and card with CardiacAI.models.catalog_entry_from_card). --model scores a
+catalog model other than the task's default (e.g. ima-aorta-se-swin). With --tuning the
 scans come from other seeds (800000 on), on which post-processing settings are chosen; the test scans
 (900000 on) then score the choice.
 """
@@ -47,7 +48,7 @@ def _union(labelmap, values):
 
 
 def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, float], catalog=None,
-             first_seed: int = TEST_SEED_START) -> dict:
+             first_seed: int = TEST_SEED_START, model_id: str | None = None) -> dict:
     per_structure: dict[str, dict[str, list[float]]] = {}
     absent_ok, absent_total, seconds, regions = 0, 0, [], {}
     for n in range(cases):
@@ -55,7 +56,7 @@ def evaluate(task: str, protocol: str, cases: int, spacing: tuple[float, float, 
         case = generate_case(seed, GeneratorConfig(protocol=protocol, spacing_mm=tuple(spacing), fov="chest"))
         truth = case.task_labels(task)
         start = time.perf_counter()
-        result = segment(case.image, task, prefer_gpu=False, catalog=catalog)
+        result = segment(case.image, task, model_id=model_id, prefer_gpu=False, catalog=catalog)
         seconds.append(time.perf_counter() - start)
         region = result.run["stages"][-1].get("region", "")
         regions[region] = regions.get(region, 0) + 1
@@ -120,6 +121,7 @@ def main() -> None:
     parser.add_argument("--protocols", nargs="+", default=["cta", "chest_noncontrast"])
     parser.add_argument("--catalog", type=Path,
                         help="a model catalog (JSON) to evaluate instead of the packaged one, e.g. a candidate's")
+    parser.add_argument("--model", help="catalog model id to score instead of the task's default (one task only)")
     parser.add_argument("--tuning", action="store_true",
                         help=f"score the tuning scans (seeds from {TUNING_SEED_START}) instead of the test scans, to "
                         "choose a setting without looking at the test scans")
@@ -128,9 +130,12 @@ def main() -> None:
     args = parser.parse_args()
     spacing = [float(v) for v in args.spacing.split(",")]
     spacing = tuple(spacing * 3 if len(spacing) == 1 else spacing)
+    if args.model and len(args.tasks) != 1:
+        parser.error("--model needs exactly one --tasks entry (the model's task)")
     catalog = ModelCatalog.load(args.catalog) if args.catalog else None
     first_seed = TUNING_SEED_START if args.tuning else TEST_SEED_START
-    results = [evaluate(t, p, args.cases, spacing, catalog, first_seed) for t in args.tasks for p in args.protocols]
+    results = [evaluate(t, p, args.cases, spacing, catalog, first_seed, args.model)
+               for t in args.tasks for p in args.protocols]
     text = markdown(results)
     print(text)
     if args.markdown:
