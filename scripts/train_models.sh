@@ -9,6 +9,12 @@ OUT="${1:-runs/models}"; shift || true
 WHICH=("${@:-localizer whole-heart ima-aorta-se-swin ima-aorta}")
 CACHE="${CARDIACAI_TRAIN_CACHE:-runs/cache}"
 CLI=(.venv/bin/cardiacai train --threads 2 --cache-dir "$CACHE" --no-progress)
+# IMA/aorta data and loss, shared by both IMA/aorta networks: 1 mm in-plane so a 2-3 mm IMA is 2-3 voxels wide,
+# 2 mm along the vessels (S-I); IMA cross-entropy x10: unweighted, the IMAs were never learnt (docs/segmentation.md).
+IMA_DATA=(--task ima-aorta --spacing 1,1,2 --patch-size 32,96,96 --batch-size 2 --samples-per-case 2 --dice-batch
+          --class-weights '{"left_internal_mammary_artery": 10, "right_internal_mammary_artery": 10}'
+          --train-cases 40 --val-seeds 300000-300002 --fov random
+          --protocols cta:0.5,chest_contrast:0.3,chest_noncontrast:0.2 --synthseg-fraction 0.1)
 mkdir -p "$OUT"
 for which in ${WHICH[@]}; do
   case "$which" in
@@ -34,26 +40,18 @@ for which in ${WHICH[@]}; do
       "${CLI[@]}" --output "$OUT/whole-heart-densevnet" "${WH[@]}" --steps 5000 --max-minutes 40 --lr 3e-4 \
         --protocols cta:0.3,chest_contrast:0.3,gated_noncontrast:0.2,chest_noncontrast:0.2 \
         --val-every 500 --val-seeds 100000-100005 --seed 205 --init-from "$OUT/whole-heart-densevnet-cycle2/model.pt" ;;
-    ima-aorta-se-swin)  # the IMA/aorta paper's network (the default): SE-CNN and Swin levels alternating, with a
-      # stride-2 stem so a step costs 0.27 s on 2 cores (1.39 s without); one cosine cycle of 15000 steps from random
-      # weights (68 min), otherwise the U-Net's settings below; its weights are its best validation (step 13000)
-      "${CLI[@]}" --output "$OUT/ima-aorta-se-swin" --task ima-aorta --network se_swin --network-params '{"stem_stride": 2}' \
-        --spacing 1,1,2 --patch-size 32,96,96 --batch-size 2 --samples-per-case 2 --dice-batch \
-        --class-weights '{"left_internal_mammary_artery": 10, "right_internal_mammary_artery": 10}' \
-        --val-every 500 --train-cases 40 --val-seeds 300000-300002 --fov random \
-        --protocols cta:0.5,chest_contrast:0.3,chest_noncontrast:0.2 --synthseg-fraction 0.1 \
-        --steps 15000 --max-minutes 70 --seed 401 ;;
-    ima-aorta)  # the U-Net (in the catalog beside the SE + Swin network). 1 mm in-plane so a 2-3 mm IMA is 2-3 voxels wide; 2 mm along the vessels (S-I);
-      # IMA cross-entropy x10: unweighted, the IMAs were never learnt (docs/segmentation.md).
+    ima-aorta-se-swin)  # the IMA/aorta paper's network, offered beside the default U-Net: SE-CNN and Swin levels
+      # alternating, with a stride-2 stem so a step costs 0.27 s on 2 cores (1.39 s without); one cosine cycle of
+      # 15000 steps from random weights (66 min); its weights are its best validation (step 13000)
+      "${CLI[@]}" --output "$OUT/ima-aorta-se-swin" "${IMA_DATA[@]}" --network se_swin \
+        --network-params '{"stem_stride": 2}' --val-every 500 --steps 15000 --max-minutes 70 --seed 401 ;;
+    ima-aorta)  # the U-Net, the task's default.
       # Five cosine cycles, each from the previous one's weights: 4000 steps from random weights, 6000
       # more (0.2.0), 9000 more after generator 0.2.2 moved the IMAs to the sternum's depth, 5000 more
       # after 0.2.3 made them thinner with the lung close behind (0.3.0; stopped at 4400 by its budget),
       # and 5000 more after 0.2.4-0.2.5 put them in the chest wall's fat (0.4.0). The shipped model's
       # cycles ran on generators 0.2.1, 0.2.1, 0.2.2, 0.2.3 and 0.2.5; this script runs all five on the current one.
-      IMA=(--task ima-aorta --network unet --spacing 1,1,2 --patch-size 32,96,96 --batch-size 2 --samples-per-case 2
-           --dice-batch --class-weights '{"left_internal_mammary_artery": 10, "right_internal_mammary_artery": 10}'
-           --val-every 400 --train-cases 40 --val-seeds 300000-300002 --fov random
-           --protocols cta:0.5,chest_contrast:0.3,chest_noncontrast:0.2 --synthseg-fraction 0.1)
+      IMA=("${IMA_DATA[@]}" --network unet --val-every 400)
       "${CLI[@]}" --output "$OUT/ima-aorta-unet-phase1" "${IMA[@]}" --steps 4000 --max-minutes 30 --seed 303
       "${CLI[@]}" --output "$OUT/ima-aorta-unet-phase2" "${IMA[@]}" --steps 6000 --max-minutes 40 --seed 304 \
         --init-from "$OUT/ima-aorta-unet-phase1/model.pt"

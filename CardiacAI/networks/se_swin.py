@@ -95,8 +95,6 @@ class SESwinUNet(SegmentationNetwork):
         ``divisible_by``.
     """
 
-    divisible_by = 8
-
     def __init__(
         self,
         in_channels: int,
