@@ -102,3 +102,20 @@ def test_eval_mode_is_deterministic_and_batch_independent():
         both = net(x)
         single = net(x[1:2])
     torch.testing.assert_close(both[1:2], single, rtol=1e-4, atol=1e-5)
+
+
+def test_se_swin_instance_norm_carries_no_statistics_from_training():
+    # instance norm normalises each input by its own statistics: nothing gathered on the (synthetic)
+    # training data is applied to a scan, so training mode and evaluation mode give the same output;
+    # batch norm's running statistics make them differ
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 16, 32, 32) * 3 + 2
+    instance = build_network("se_swin", 1, 3, stem_stride=2, norm="instance")
+    assert not any("running" in k for k in instance.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(instance.train()(x), instance.eval()(x), atol=1e-5)
+    batch = build_network("se_swin", 1, 3, stem_stride=2)
+    with torch.no_grad():
+        assert not torch.allclose(batch.train()(x), batch.eval()(x), atol=1e-3)
+    with pytest.raises(ModelError, match="norm must be one of batch, instance"):
+        build_network("se_swin", 1, 3, norm="layer")

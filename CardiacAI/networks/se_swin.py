@@ -62,8 +62,18 @@ def _swin(dim: int, depth: int, heads: int, window: int) -> SwinStage:
     return SwinStage(dim, depth, heads, window)
 
 
-def _se(in_ch: int, out_ch: int) -> SEBlock:
-    return SEBlock(spatial_dims=3, in_channels=in_ch, n_chns_1=out_ch, n_chns_2=out_ch, n_chns_3=out_ch, r=2)
+#: ``norm`` parameter -> MONAI norm layer spec. Instance norm with a learnt scale and shift, as nnU-Net uses:
+#: each input is normalised by its own statistics instead of running ones gathered on training data.
+NORMS = {"batch": "BATCH", "instance": ("INSTANCE", {"affine": True})}
+
+
+def _se(in_ch: int, out_ch: int, norm) -> SEBlock:
+    # MONAI's defaults for the three convolutions, with the chosen norm
+    relu = ("relu", {"inplace": True})
+    return SEBlock(spatial_dims=3, in_channels=in_ch, n_chns_1=out_ch, n_chns_2=out_ch, n_chns_3=out_ch, r=2,
+                   conv_param_1={"kernel_size": 1, "norm": norm, "act": relu},
+                   conv_param_2={"kernel_size": 3, "norm": norm, "act": relu},
+                   conv_param_3={"kernel_size": 1, "norm": norm, "act": None})
 
 
 class SESwinUNet(SegmentationNetwork):
@@ -86,11 +96,14 @@ class SESwinUNet(SegmentationNetwork):
         resolution 3D convolutions dominate a training step on the CPU: with 2, a step on two 32 x 96 x 96
         patches took 0.20 s instead of 1.39 s on 2 cores (MONAI U-Net: 0.32 s). With 2, D, H, W must be
         multiples of 16.
+    norm: "batch" (running statistics learnt in training; ``ima-aorta-se-swin`` 0.1.0) or "instance"
+        (each window normalised by its own statistics, with a learnt scale and shift) for every
+        convolution of the CNN levels; the Swin blocks keep their layer norm.
 
     Raises
     ------
     ModelError: for inconsistent parameters (wrong lengths, channels not divisible by heads, a stem
-        stride other than 1 or 2).
+        stride other than 1 or 2, an unknown norm).
     InputError (at forward): for a wrong rank, channel count or spatial size not divisible by
         ``divisible_by``.
     """
@@ -104,6 +117,7 @@ class SESwinUNet(SegmentationNetwork):
         heads: Sequence[int] = (2, 4),
         window: int = 4,
         stem_stride: int = 1,
+        norm: str = "batch",
     ) -> None:
         super().__init__(in_channels, out_channels)
         f = [int(v) for v in features]
@@ -118,15 +132,17 @@ class SESwinUNet(SegmentationNetwork):
             raise ModelError(f"se_swin needs swin_depth >= 1 and window >= 2, got {swin_depth}, {window}")
         if stem_stride not in (1, 2):
             raise ModelError(f"se_swin parameter stem_stride must be 1 or 2, got {stem_stride}")
+        if norm not in NORMS:
+            raise ModelError(f"se_swin parameter norm must be one of {', '.join(NORMS)}, got {norm!r}")
         self.divisible_by = 8 * int(stem_stride)
-        conv_kw = dict(spatial_dims=3, act="RELU", norm="BATCH")
+        conv_kw = dict(spatial_dims=3, act="RELU", norm=NORMS[norm])
         self.stem = Convolution(in_channels=in_channels, out_channels=f[0], strides=int(stem_stride), kernel_size=3,
                                 **conv_kw)
-        self.enc0 = _se(f[0], f[0])
+        self.enc0 = _se(f[0], f[0], NORMS[norm])
         self.down1 = Convolution(in_channels=f[0], out_channels=f[1], strides=2, kernel_size=3, **conv_kw)
         self.enc1 = _swin(f[1], swin_depth, int(heads[0]), window)
         self.down2 = Convolution(in_channels=f[1], out_channels=f[2], strides=2, kernel_size=3, **conv_kw)
-        self.enc2 = _se(f[2], f[2])
+        self.enc2 = _se(f[2], f[2], NORMS[norm])
         self.down3 = Convolution(in_channels=f[2], out_channels=f[3], strides=2, kernel_size=3, **conv_kw)
         self.bottleneck = _swin(f[3], swin_depth, int(heads[1]), window)
 
@@ -135,12 +151,12 @@ class SESwinUNet(SegmentationNetwork):
                                is_transposed=True, **conv_kw)
 
         self.up3 = up(f[3], f[2])
-        self.dec2 = _se(2 * f[2], f[2])
+        self.dec2 = _se(2 * f[2], f[2], NORMS[norm])
         self.up2 = up(f[2], f[1])
         self.fuse1 = Convolution(in_channels=2 * f[1], out_channels=f[1], kernel_size=1, **conv_kw)
         self.dec1 = _swin(f[1], swin_depth, int(heads[0]), window)
         self.up1 = up(f[1], f[0])
-        self.dec0 = _se(2 * f[0], f[0])
+        self.dec0 = _se(2 * f[0], f[0], NORMS[norm])
         if stem_stride == 1:
             self.head = nn.Conv3d(f[0], out_channels, kernel_size=1)
         else:  # back to the input resolution: logits straight from a transposed convolution (as MONAI U-Net's last level)
