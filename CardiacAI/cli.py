@@ -134,49 +134,82 @@ def _cmd_convert(args) -> int:
     return 0
 
 
+def _segment_tasks(args) -> list[str]:
+    """The tasks of ``--task`` (given once or more; ``all`` = every task), in the order given."""
+    from .segmentation import TASKS
+
+    tasks: list[str] = []
+    for task in args.task:
+        for t in TASKS if task == "all" else [task]:
+            if t not in tasks:
+                tasks.append(t)
+    return tasks
+
+
 def _cmd_segment(args) -> int:
     import threading
     import time
+    from pathlib import Path
 
     from .io import read_image
-    from .segmentation import prepare_output_folder, segment, write_outputs
+    from .segmentation import models_for_tasks, prepare_output_folder, segment, write_outputs
 
+    tasks = _segment_tasks(args)
+    models = models_for_tasks(tasks, args.model or [])
+    if args.model_version and len(args.model or []) != 1:
+        raise InputError("--model-version needs exactly one --model", "name the model whose version you want")
     if len(args.input) > 1:
-        return _segment_cohort(args)
+        return _segment_cohort(args, tasks, models)
+    # One task writes into OUTPUT; several into OUTPUT/<task>, each folder what the task writes alone.
+    folders = {t: Path(args.output) / t if len(tasks) > 1 else Path(args.output) for t in tasks}
     start = time.perf_counter()
     image = read_image(args.input[0], series_uid=args.series_uid)
     read_s = time.perf_counter() - start
-    backup = prepare_output_folder(args.output, overwrite=args.overwrite)
+    # every folder is checked (and earlier results moved aside) before the first task runs, so a
+    # refusal never comes after minutes of work
+    backups = [b for b in (prepare_output_folder(f, overwrite=args.overwrite) for f in folders.values()) if b]
     cancel = threading.Event()
-    last = [-1]
+    for task, folder in folders.items():
+        last = [-1]
 
-    def progress(fraction: float, message: str) -> None:
-        pct = int(fraction * 100)
-        if not args.quiet and (pct >= last[0] + 10 or fraction >= 1.0):
-            last[0] = pct
-            print(f"[{pct:3d}%] {message}", file=sys.stderr)
+        def progress(fraction: float, message: str, task=task) -> None:
+            pct = int(fraction * 100)
+            if not args.quiet and (pct >= last[0] + 10 or fraction >= 1.0):
+                last[0] = pct
+                prefix = f"{task} " if len(tasks) > 1 else ""
+                print(f"[{prefix}{pct:3d}%] {message}", file=sys.stderr)
 
-    try:
-        result = segment(image, args.task, model_id=args.model, version=args.model_version,
-                         prefer_gpu=not args.cpu, progress=progress, cancel=cancel)
-    except KeyboardInterrupt:
-        cancel.set()
-        raise
-    result.run["timings_s"] = {"read_s": round(read_s, 3), **result.run["timings_s"]}
-    write_outputs(result, image, args.output, overview=not args.no_overview)
-    for row in result.measurements:
-        state = "present" if row["present"] else "ABSENT"
-        extra = f" ({row['reason']})" if row["reason"] else ""
-        mass = f", {row['mass_g']:.1f} g" if row["mass_g"] is not None else ""
-        print(f"{row['name']:<32} {row['volume_ml']:9.1f} mL{mass}  {state}{extra}")
-    print(f"{result.run['model']['id']} {result.run['model']['version']} on {result.run['device_reason']}; "
-          f"{time.perf_counter() - start:.1f} s from reading to writing; results in {args.output}")
-    if backup is not None:
+        task_start = time.perf_counter()
+        try:
+            result = segment(image, task, model_id=models[task],
+                             version=args.model_version if models[task] else None,
+                             prefer_gpu=not args.cpu, progress=progress, cancel=cancel)
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+        # the scan is read once: its reading time is in the first task's record
+        if task == tasks[0]:
+            result.run["timings_s"] = {"read_s": round(read_s, 3), **result.run["timings_s"]}
+        write_outputs(result, image, folder, overview=not args.no_overview)
+        if len(tasks) > 1:
+            print(f"== {task} ==")
+        for row in result.measurements:
+            state = "present" if row["present"] else "ABSENT"
+            extra = f" ({row['reason']})" if row["reason"] else ""
+            mass = f", {row['mass_g']:.1f} g" if row["mass_g"] is not None else ""
+            print(f"{row['name']:<32} {row['volume_ml']:9.1f} mL{mass}  {state}{extra}")
+        since = start if task == tasks[0] else task_start
+        print(f"{result.run['model']['id']} {result.run['model']['version']} on {result.run['device_reason']}; "
+              f"{time.perf_counter() - since:.1f} s from {'reading' if since == start else 'starting'} to "
+              f"writing; results in {folder}")
+    if len(tasks) > 1:
+        print(f"{len(tasks)} tasks in {time.perf_counter() - start:.1f} s from reading to writing")
+    for backup in backups:
         print(f"earlier results kept in {backup}")
     return 0
 
 
-def _segment_cohort(args) -> int:
+def _segment_cohort(args, tasks: list[str], models: dict) -> int:
     import statistics
     from pathlib import Path
 
@@ -184,16 +217,21 @@ def _segment_cohort(args) -> int:
 
     def on_scan(index: int, count: int, row) -> None:
         detail = f" ({row.message})" if row.message else ""
-        print(f"[{index + 1}/{count}] {row.scan}: {row.status} in {row.seconds:.1f} s{detail}", file=sys.stderr)
+        which = f" {row.task}" if len(tasks) > 1 else ""
+        print(f"[{index + 1}/{count}] {row.scan}{which}: {row.status} in {row.seconds:.1f} s{detail}", file=sys.stderr)
 
-    rows = segment_cohort(args.input, args.task, args.output, model_id=args.model, version=args.model_version,
+    rows = segment_cohort(args.input, tasks, args.output, models=models, version=args.model_version,
                           prefer_gpu=not args.cpu, overwrite=args.overwrite, overview=not args.no_overview,
                           series_uid=args.series_uid, on_scan=None if args.quiet else on_scan)
     failed = [r for r in rows if r.status == "failed"]
     done = [r.seconds for r in rows if r.status == "done"]
-    per_scan = f"; {statistics.median(done):.1f} s per scan (median)" if done else ""
-    print(f"{len(rows)} scans: {len(done)} segmented, {sum(r.status == 'skipped' for r in rows)} skipped, "
-          f"{len(failed)} failed{per_scan}; table in {Path(args.output) / COHORT_TABLE}")
+    unit = "scan" if len(tasks) == 1 else "scan and task"
+    per_scan = f"; {statistics.median(done):.1f} s per {unit} (median)" if done else ""
+    tables = [Path(args.output) / t / COHORT_TABLE for t in tasks] if len(tasks) > 1 else [Path(args.output) / COHORT_TABLE]
+    what = "scans" if len(tasks) == 1 else "scan-task runs"
+    print(f"{len(rows)} {what}: {len(done)} segmented, {sum(r.status == 'skipped' for r in rows)} skipped, "
+          f"{len(failed)} failed{per_scan}; {'table' if len(tables) == 1 else 'tables'} in "
+          f"{', '.join(str(t) for t in tables)}")
     return 1 if failed else 0
 
 
@@ -242,9 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "for a cohort (one subfolder each in OUTPUT and a cohort.csv table)")
     seg.add_argument("-o", "--output", required=True, help="output folder (segmentation, .seg.nrrd, labels.json, "
                      "measurements.csv, overview.png, run.json)")
-    seg.add_argument("--task", required=True, choices=["whole-heart", "ima-aorta"])
-    seg.add_argument("--model", help="catalog model id (default: the task's default model)")
-    seg.add_argument("--model-version", help="model version (default: the highest)")
+    seg.add_argument("--task", required=True, action="append", choices=["whole-heart", "ima-aorta", "all"],
+                     help="the task; give it more than once (or 'all') to run several on each scan read once, "
+                     "each into OUTPUT/<task>")
+    seg.add_argument("--model", action="append", help="catalog model id (default: the task's default model); "
+                     "with several tasks, once per task whose model you pick")
+    seg.add_argument("--model-version", help="model version of the one --model (default: the highest)")
     seg.add_argument("--cpu", action="store_true", help="do not use a GPU even when one is present")
     seg.add_argument("--series-uid", help="pick this DICOM series when the folder holds several")
     seg.add_argument("--overwrite", action="store_true",

@@ -10,7 +10,8 @@ are skipped (read back into the table), not redone, unless ``overwrite``.
 A bad scan (unreadable DICOM, not a CT) is recorded as failed with the reason and the run goes
 on; a problem with the model itself (missing or corrupt weights) stops the run, since every scan
 would fail the same way. Loading PyTorch and MONAI happens once per process, which is most of a
-single scan's cold-start time on a CPU.
+single scan's cold-start time on a CPU. Several tasks in one run read each scan once and keep each
+task's folders and table apart: ``OUTDIR/<task>/<scan name>/`` and ``OUTDIR/<task>/cohort.csv``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import io
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .errors import InputError
 from .io.atomic import atomic_output
@@ -47,6 +48,7 @@ class CohortRow:
     seconds: wall-clock seconds from reading the scan to writing its folder (0 when skipped/failed early).
     volumes_ml: structure key -> volume in mL, for structures found present.
     mass_g: LV myocardial mass in g (whole heart), else None.
+    task: the segmentation task of the row.
     """
 
     scan: str
@@ -56,6 +58,7 @@ class CohortRow:
     seconds: float = 0.0
     volumes_ml: dict[str, float] = dataclasses.field(default_factory=dict)
     mass_g: float | None = None
+    task: str = ""
 
 
 def scan_names(inputs: Sequence[str | Path]) -> list[str]:
@@ -111,69 +114,104 @@ def cohort_table(rows: Sequence[CohortRow], task: str) -> str:
     return buffer.getvalue()
 
 
-def segment_cohort(inputs: Sequence[str | Path], task: str, outdir: str | Path, *, model_id: str | None = None,
-                   version: str | None = None, prefer_gpu: bool = True, overwrite: bool = False,
-                   overview: bool = True, series_uid: str | None = None, catalog=None,
+def segment_cohort(inputs: Sequence[str | Path], task: str | Sequence[str], outdir: str | Path, *,
+                   model_id: str | None = None, version: str | None = None,
+                   models: Mapping[str, str | None] | None = None, prefer_gpu: bool = True,
+                   overwrite: bool = False, overview: bool = True, series_uid: str | None = None, catalog=None,
                    on_scan: Callable[[int, int, CohortRow], None] | None = None,
                    cancel: threading.Event | None = None) -> list[CohortRow]:
     """Segment every CT of ``inputs`` for ``task`` into ``outdir/<scan name>/`` and write ``outdir/cohort.csv``.
 
+    With several tasks each scan is read once and segmented for every task, and each task writes
+    what it would write alone into its own folder: ``outdir/<task>/<scan name>/`` and
+    ``outdir/<task>/cohort.csv``.
+
     Parameters
     ----------
     inputs: DICOM folders/files or volume files, one scan each.
-    task, model_id, version, prefer_gpu, overview: as for :func:`CardiacAI.segmentation.segment`
-        and :func:`CardiacAI.segmentation.write_outputs`.
+    task: a task of :data:`CardiacAI.segmentation.TASKS`, or several.
+    model_id: the model of a one-task run; default the task's default.
+    version: the version of the one named model (``model_id`` or in ``models``); default its highest.
+    models: task -> model id for a run of several tasks (see
+        :func:`CardiacAI.segmentation.models_for_tasks`); tasks missing from it use their default.
+    prefer_gpu, overview: as for :func:`CardiacAI.segmentation.segment` and
+        :func:`CardiacAI.segmentation.write_outputs`.
     overwrite: redo scans whose folder holds results (the old files go to ``previous-<time>/``);
         otherwise such scans are skipped and their earlier measurements are put in the table.
     series_uid: the DICOM series to read when an input folder holds several.
     catalog: a :class:`CardiacAI.models.ModelCatalog`; default the packaged one (loaded once).
-    on_scan: called as ``on_scan(index, count, row)`` after each scan.
+    on_scan: called as ``on_scan(index, count, row)`` after each scan and task (``row.task`` says which).
     cancel: set it to stop after the current stage; :class:`OperationCancelled` is raised, and the
-        table holds the scans finished so far.
+        tables hold the scans finished so far.
 
-    Returns the rows of the table, in input order.
+    Returns the rows of the tables in input order, a scan's tasks in the order given. A row's
+    ``seconds`` run from reading the scan to writing its folder; with several tasks the reading
+    is counted in the first task that runs.
 
     Raises
     ------
-    InputError: ``outdir`` is a file, or no inputs were given.
+    InputError: ``outdir`` is a file, no inputs were given, a bad task list, a model of another task,
+        or a version without exactly one named model.
     ModelError: the model cannot be loaded (this would fail every scan, so the run stops).
     OperationCancelled: ``cancel`` was set.
     """
     from .io import read_image
-    from .segmentation import OUTPUT_FILES, prepare_output_folder, segment, write_outputs
+    from .segmentation import OUTPUT_FILES, models_for_tasks, prepare_output_folder, segment, write_outputs
 
     if not inputs:
         raise InputError("no input scans were given", "give one or more DICOM folders or volume files")
-    out = Path(outdir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"the output path {out} exists and is not a folder", "choose a folder for the results")
-    out.mkdir(parents=True, exist_ok=True)
+    tasks = [task] if isinstance(task, str) else list(task)
     if catalog is None:
         from .models import ModelCatalog
 
         catalog = ModelCatalog.load()
-    rows: list[CohortRow] = []
+    chosen = models_for_tasks(tasks, [m for m in (models or {}).values() if m] + ([model_id] if model_id else []),
+                              catalog)
+    if version is not None and sum(m is not None for m in chosen.values()) != 1:
+        raise InputError("a model version needs exactly one named model", "name the model whose version you want")
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"the output path {out} exists and is not a folder", "choose a folder for the results")
+    task_dirs = {t: out / t if len(tasks) > 1 else out for t in tasks}
+    for folder in task_dirs.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[CohortRow]] = {t: [] for t in tasks}
+    everything: list[CohortRow] = []
     for index, (name, source) in enumerate(zip(scan_names(inputs), inputs)):
-        folder = out / name
-        if not overwrite and any((folder / f).exists() for f in OUTPUT_FILES):
-            row = _row_from_folder(name, str(source), folder, "results exist; pass --overwrite to redo")
-        else:
-            start = time.perf_counter()
-            try:
-                image = read_image(source, series_uid=series_uid)
-                prepare_output_folder(folder, overwrite=overwrite)
-                result = segment(image, task, model_id=model_id, version=version, catalog=catalog,
-                                 prefer_gpu=prefer_gpu, cancel=cancel)
-                write_outputs(result, image, folder, overview=overview)
-            except InputError as exc:  # this scan is bad; the others may be fine
-                row = CohortRow(name, str(source), "failed", str(exc), time.perf_counter() - start)
+        image = None
+        unreadable: InputError | None = None
+        for t in tasks:
+            folder = task_dirs[t] / name
+            if not overwrite and any((folder / f).exists() for f in OUTPUT_FILES):
+                row = _row_from_folder(name, str(source), folder, "results exist; pass --overwrite to redo")
+            elif unreadable is not None:  # one reading per scan: its error stands for every task
+                row = CohortRow(name, str(source), "failed", str(unreadable))
             else:
-                row = CohortRow(name, str(source), "done", "", time.perf_counter() - start,
-                                {m["key"]: float(m["volume_ml"]) for m in result.measurements if m["present"]},
-                                next((m["mass_g"] for m in result.measurements if m["mass_g"] is not None), None))
-        rows.append(row)
-        with atomic_output(out / COHORT_TABLE) as tmp:
-            tmp.write_text(cohort_table(rows, task), encoding="utf-8")
-        if on_scan is not None:
-            on_scan(index, len(inputs), row)
-    return rows
+                start = time.perf_counter()
+                try:
+                    if image is None:
+                        try:
+                            image = read_image(source, series_uid=series_uid)
+                        except InputError as exc:
+                            unreadable = exc
+                            raise
+                    prepare_output_folder(folder, overwrite=overwrite)
+                    result = segment(image, t, model_id=chosen[t], version=version if chosen[t] else None,
+                                     catalog=catalog,
+                                     prefer_gpu=prefer_gpu, cancel=cancel)
+                    write_outputs(result, image, folder, overview=overview)
+                except InputError as exc:  # this scan is bad; the others may be fine
+                    row = CohortRow(name, str(source), "failed", str(exc), time.perf_counter() - start)
+                else:
+                    row = CohortRow(name, str(source), "done", "", time.perf_counter() - start,
+                                    {m["key"]: float(m["volume_ml"]) for m in result.measurements if m["present"]},
+                                    next((m["mass_g"] for m in result.measurements if m["mass_g"] is not None),
+                                         None))
+            row.task = t
+            rows[t].append(row)
+            everything.append(row)
+            with atomic_output(task_dirs[t] / COHORT_TABLE) as tmp:
+                tmp.write_text(cohort_table(rows[t], t), encoding="utf-8")
+            if on_scan is not None:
+                on_scan(index, len(inputs), row)
+    return everything

@@ -29,7 +29,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -527,6 +527,45 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         },
     }
     return SegmentationResult(task, labelmap, label_set, presence, measurements, run)
+
+
+def models_for_tasks(tasks: Sequence[str], model_ids: Sequence[str] = (), catalog=None) -> dict[str, str | None]:
+    """Which catalog model each task of a run uses: task -> model id (None: the task's default).
+
+    For runs of several tasks on one scan (``cardiacai segment --task whole-heart --task ima-aorta``):
+    every id in ``model_ids`` names a model of one of ``tasks`` and is used for that task; tasks
+    without one get their default. Returns a dict in the order of ``tasks``.
+
+    Raises
+    ------
+    InputError: no task, an unknown task, a task given twice, a model of a task not in ``tasks``, or
+        two models for one task.
+    ModelError: an id the catalog does not have (listing those it has).
+    """
+    if not tasks:
+        raise InputError("no segmentation task was given", f"choose one or more of: {', '.join(TASKS)}")
+    chosen: dict[str, str | None] = {}
+    for task in tasks:
+        if task not in TASKS:
+            raise InputError(f"unknown segmentation task '{task}'", f"choose one or more of: {', '.join(TASKS)}")
+        if task in chosen:
+            raise InputError(f"the task '{task}' was given twice", "give each task once")
+        chosen[task] = None
+    if model_ids:
+        if catalog is None:
+            from .models import ModelCatalog
+
+            catalog = ModelCatalog.load()
+        for model_id in model_ids:
+            task = catalog.get(model_id).task
+            if task not in chosen:
+                raise InputError(f"model '{model_id}' is for the task '{task}', which this run does not do",
+                                 f"add --task {task}, or pick a model of the task(s) {', '.join(chosen)}")
+            if chosen[task] is not None:
+                raise InputError(f"two models were given for the task '{task}': '{chosen[task]}' and '{model_id}'",
+                                 "give one model per task")
+            chosen[task] = model_id
+    return chosen
 
 
 #: The files ``write_outputs`` writes into an output folder.

@@ -16,8 +16,6 @@ fi
 name="$(basename "${CT%/}")"; name="${name%%.*}"
 OUTDIR="${2:-out/$name}"
 $CLI info "$CT"
-for task in whole-heart ima-aorta; do
-  echo "== $task =="
-  $CLI segment "$CT" --task "$task" -o "$OUTDIR/$task" --overwrite
-done
+# both tasks in one process: the scan is read and PyTorch/MONAI loaded once; each task into OUTDIR/<task>
+$CLI segment "$CT" --task whole-heart --task ima-aorta -o "$OUTDIR" --overwrite
 echo "results: $OUTDIR/whole-heart and $OUTDIR/ima-aorta (segmentation.seg.nrrd opens in Slicer; overview.png)"
