@@ -11,8 +11,8 @@ shows them), in three situations:
 * crops of +-25 to 60 mm around the right artery, so that the model sees little beyond it.
 
 Prints, per situation and side, the median and maximum over the track of the largest left/right-IMA probability
-within about 2 mm. Usage: python benchmarks/ima_real_probe.py [--weights MODEL.pt] (default: the catalog's
-default IMA/aorta model). Not a test: it describes one real scan.
+within about 2 mm. Usage: python benchmarks/ima_real_probe.py [--model ID] [--catalog CATALOG.json] [--weights MODEL.pt]
+(default: the catalog's default IMA/aorta model). Not a test: it describes one real scan.
 """
 
 from __future__ import annotations
@@ -62,11 +62,14 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", type=Path, help="a state dict of the same network (default: the shipped model)")
+    ap.add_argument("--model", help="catalog model id (default: the task's default)")
+    ap.add_argument("--catalog", type=Path, help="catalog file (default: the packaged one)")
     args = ap.parse_args(argv)
     if not REAL.is_dir():
         print(f"LIDC-IDRI-0001 not found at {REAL}")
         return 1
-    entry = ModelCatalog.load().default_for("ima-aorta")
+    catalog = ModelCatalog.load(args.catalog)
+    entry = catalog.get(args.model) if args.model else catalog.default_for("ima-aorta")
     net = load_network(entry, choose_device(False).device)
     if args.weights:
         state = torch.load(args.weights, map_location="cpu", weights_only=False)
