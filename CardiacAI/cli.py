@@ -202,6 +202,7 @@ def _cmd_segment(args) -> int:
         print(f"{result.run['model']['id']} {result.run['model']['version']} on {result.run['device_reason']}; "
               f"{time.perf_counter() - since:.1f} s from {'reading' if since == start else 'starting'} to "
               f"writing; results in {folder}")
+        del result  # the next task's peak memory need not hold this one's label maps
     if len(tasks) > 1:
         print(f"{len(tasks)} tasks in {time.perf_counter() - start:.1f} s from reading to writing")
     for backup in backups:

@@ -207,6 +207,7 @@ def segment_cohort(inputs: Sequence[str | Path], task: str | Sequence[str], outd
                                     {m["key"]: float(m["volume_ml"]) for m in result.measurements if m["present"]},
                                     next((m["mass_g"] for m in result.measurements if m["mass_g"] is not None),
                                          None))
+                    del result  # the next task's peak memory need not hold this one's label maps
             row.task = t
             rows[t].append(row)
             everything.append(row)

@@ -10,6 +10,10 @@ With --warm it also runs each case ``--repeats`` + 1 times in ONE process (a coh
 ``cardiacai segment CASE CASE ...``) and reports the median of the scans after the first, from
 reading the series to writing its folder: the time per scan once PyTorch and MONAI are loaded, as in a
 cohort or a Slicer session that has run once.
+With --together it instead compares, per case, the tasks run as separate commands with all of them in one
+command (``cardiacai segment CASE --task A --task B``: one reading, one import of PyTorch and MONAI), the two
+alternating in each repeat so both see the same machine: median of the separate commands' summed wall-clock
+against the median of the single command.
 Not a test: timings depend on the machine and what else runs on it.
 """
 
@@ -32,11 +36,13 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "chest-ct"
 
 
-def run_once(task: str, case: Path, out: Path, extra: list[str]) -> tuple[float, float]:
+def run_once(task: str | list[str], case: Path, out: Path, extra: list[str]) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "CardiacAI", "segment", str(case), "-o", str(out), "--task", task,
-                    "--overwrite", "--quiet", *extra], check=True, stdout=subprocess.DEVNULL)
+    tasks = [task] if isinstance(task, str) else task
+    subprocess.run([sys.executable, "-m", "CardiacAI", "segment", str(case), "-o", str(out),
+                    *[arg for t in tasks for arg in ("--task", t)], "--overwrite", "--quiet", *extra],
+                   check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     # ru_maxrss of children is the largest child so far: only a new maximum is this run's own.
@@ -61,11 +67,16 @@ def main() -> None:
     parser.add_argument("--cpu", action="store_true", help="pass --cpu (no GPU)")
     parser.add_argument("--warm", action="store_true", help="also time scans in one process (cohort run)")
     parser.add_argument("--model", help="catalog model id instead of the task's default (one task only)")
+    parser.add_argument("--together", action="store_true",
+                        help="compare the tasks as separate commands with all tasks in one command")
     args = parser.parse_args()
     if args.model and len(args.tasks) != 1:
         parser.error("--model needs exactly one --tasks entry (the model's task)")
     print(f"machine: {machine_line()}")
     extra = (["--cpu"] if args.cpu else []) + (["--model", args.model] if args.model else [])
+    if args.together:
+        together(args.tasks, args.cases, args.repeats, extra)
+        return
     for task in args.tasks:
         for name in args.cases:
             case = DATA / name
@@ -89,6 +100,25 @@ def main() -> None:
                 warm = run_warm(task, case, args.repeats, extra)
                 print(f"    in one process, after the first scan: median {statistics.median(warm):.2f} s per scan "
                       f"(min {min(warm):.2f}, max {max(warm):.2f}, n={len(warm)})")
+
+
+def together(tasks: list[str], cases: list[str], repeats: int, extra: list[str]) -> None:
+    for name in cases:
+        case = DATA / name
+        if not case.is_dir():
+            print(f"{name}: not found at {case}")
+            continue
+        separate, single, peaks = [], [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(repeats):
+                separate.append(sum(run_once(t, case, Path(tmp) / t, extra)[0] for t in tasks))
+                wall, peak = run_once(tasks, case, Path(tmp) / "together", extra)
+                single.append(wall)
+                peaks.append(peak)
+        print(f"{' + '.join(tasks)} {name}: separate commands median {statistics.median(separate):.2f} s "
+              f"(min {min(separate):.2f}, max {max(separate):.2f}); one command median {statistics.median(single):.2f} s "
+              f"(min {min(single):.2f}, max {max(single):.2f}), ratio {statistics.median(single) / statistics.median(separate):.2f}, "
+              f"n={repeats}; peak RSS so far {max(peaks):.0f} MB")
 
 
 if __name__ == "__main__":
