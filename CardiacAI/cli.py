@@ -179,6 +179,8 @@ def _cmd_segment(args) -> int:
                 prefix = f"{task} " if len(tasks) > 1 else ""
                 print(f"[{prefix}{pct:3d}%] {message}", file=sys.stderr)
 
+        if len(tasks) > 1:
+            print(f"== {task} ==", flush=True)
         task_start = time.perf_counter()
         try:
             result = segment(image, task, model_id=models[task],
@@ -191,8 +193,6 @@ def _cmd_segment(args) -> int:
         if task == tasks[0]:
             result.run["timings_s"] = {"read_s": round(read_s, 3), **result.run["timings_s"]}
         write_outputs(result, image, folder, overview=not args.no_overview)
-        if len(tasks) > 1:
-            print(f"== {task} ==")
         for row in result.measurements:
             state = "present" if row["present"] else "ABSENT"
             extra = f" ({row['reason']})" if row["reason"] else ""
