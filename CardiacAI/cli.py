@@ -149,10 +149,9 @@ def _segment_tasks(args) -> list[str]:
 def _cmd_segment(args) -> int:
     import threading
     import time
-    from pathlib import Path
 
     from .io import read_image
-    from .segmentation import models_for_tasks, prepare_output_folder, segment, write_outputs
+    from .segmentation import models_for_tasks, prepare_output_folder, segment, task_output_folders, write_outputs
 
     tasks = _segment_tasks(args)
     models = models_for_tasks(tasks, args.model or [])
@@ -160,8 +159,7 @@ def _cmd_segment(args) -> int:
         raise InputError("--model-version needs exactly one --model", "name the model whose version you want")
     if len(args.input) > 1:
         return _segment_cohort(args, tasks, models)
-    # One task writes into OUTPUT; several into OUTPUT/<task>, each folder what the task writes alone.
-    folders = {t: Path(args.output) / t if len(tasks) > 1 else Path(args.output) for t in tasks}
+    folders = task_output_folders(args.output, tasks)
     start = time.perf_counter()
     image = read_image(args.input[0], series_uid=args.series_uid)
     read_s = time.perf_counter() - start
@@ -172,7 +170,7 @@ def _cmd_segment(args) -> int:
     for task, folder in folders.items():
         last = [-1]
 
-        def progress(fraction: float, message: str, task=task) -> None:
+        def progress(fraction: float, message: str, task=task, last=last) -> None:
             pct = int(fraction * 100)
             if not args.quiet and (pct >= last[0] + 10 or fraction >= 1.0):
                 last[0] = pct
@@ -212,9 +210,9 @@ def _cmd_segment(args) -> int:
 
 def _segment_cohort(args, tasks: list[str], models: dict) -> int:
     import statistics
-    from pathlib import Path
 
     from .cohort import COHORT_TABLE, segment_cohort
+    from .segmentation import task_output_folders
 
     def on_scan(index: int, count: int, row) -> None:
         detail = f" ({row.message})" if row.message else ""
@@ -228,7 +226,7 @@ def _segment_cohort(args, tasks: list[str], models: dict) -> int:
     done = [r.seconds for r in rows if r.status == "done"]
     unit = "scan" if len(tasks) == 1 else "scan and task"
     per_scan = f"; {statistics.median(done):.1f} s per {unit} (median)" if done else ""
-    tables = [Path(args.output) / t / COHORT_TABLE for t in tasks] if len(tasks) > 1 else [Path(args.output) / COHORT_TABLE]
+    tables = [folder / COHORT_TABLE for folder in task_output_folders(args.output, tasks).values()]
     what = "scans" if len(tasks) == 1 else "scan-task runs"
     print(f"{len(rows)} {what}: {len(done)} segmented, {sum(r.status == 'skipped' for r in rows)} skipped, "
           f"{len(failed)} failed{per_scan}; {'table' if len(tables) == 1 else 'tables'} in "

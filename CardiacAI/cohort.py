@@ -156,7 +156,8 @@ def segment_cohort(inputs: Sequence[str | Path], task: str | Sequence[str], outd
     OperationCancelled: ``cancel`` was set.
     """
     from .io import read_image
-    from .segmentation import OUTPUT_FILES, models_for_tasks, prepare_output_folder, segment, write_outputs
+    from .segmentation import (OUTPUT_FILES, models_for_tasks, prepare_output_folder, segment, task_output_folders,
+                               write_outputs)
 
     if not inputs:
         raise InputError("no input scans were given", "give one or more DICOM folders or volume files")
@@ -172,7 +173,7 @@ def segment_cohort(inputs: Sequence[str | Path], task: str | Sequence[str], outd
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise InputError(f"the output path {out} exists and is not a folder", "choose a folder for the results")
-    task_dirs = {t: out / t if len(tasks) > 1 else out for t in tasks}
+    task_dirs = task_output_folders(out, tasks)
     for folder in task_dirs.values():
         folder.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[CohortRow]] = {t: [] for t in tasks}

@@ -568,6 +568,13 @@ def models_for_tasks(tasks: Sequence[str], model_ids: Sequence[str] = (), catalo
     return chosen
 
 
+def task_output_folders(outdir: str | Path, tasks: Sequence[str]) -> dict[str, Path]:
+    """Where each task of a run writes: ``outdir`` itself for one task, ``outdir/<task>`` for several
+    (so each task's folder holds exactly what the task writes alone). Returns task -> folder."""
+    out = Path(outdir)
+    return {t: out / t if len(tasks) > 1 else out for t in tasks}
+
+
 #: The files ``write_outputs`` writes into an output folder.
 OUTPUT_FILES = ("segmentation.nii.gz", "segmentation.seg.nrrd", "labels.json", "measurements.csv",
                 "overview.png", "run.json")
