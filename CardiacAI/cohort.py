@@ -191,17 +191,14 @@ def segment_cohort(inputs: Sequence[str | Path], task: str | Sequence[str], outd
                 start = time.perf_counter()
                 try:
                     if image is None:
-                        try:
-                            image = read_image(source, series_uid=series_uid)
-                        except InputError as exc:
-                            unreadable = exc
-                            raise
+                        image = read_image(source, series_uid=series_uid)
                     prepare_output_folder(folder, overwrite=overwrite)
                     result = segment(image, t, model_id=chosen[t], version=version if chosen[t] else None,
-                                     catalog=catalog,
-                                     prefer_gpu=prefer_gpu, cancel=cancel)
+                                     catalog=catalog, prefer_gpu=prefer_gpu, cancel=cancel)
                     write_outputs(result, image, folder, overview=overview)
                 except InputError as exc:  # this scan is bad; the others may be fine
+                    if image is None:  # the reading failed: no other task reads it again
+                        unreadable = exc
                     row = CohortRow(name, str(source), "failed", str(exc), time.perf_counter() - start)
                 else:
                     row = CohortRow(name, str(source), "done", "", time.perf_counter() - start,

@@ -44,12 +44,12 @@ MODELS = [
      {"default": True, "localizer": {"model": "whole-heart-localizer", "version": "0.2.0", "margin_mm": 35.0,
                                      "max_size_mm": [190.0, 190.0, 250.0]},
       "min_volume_ml": WHOLE_HEART_MIN_ML}),
-    # the IMA/aorta paper's SE + Swin network (strided stem for the CPU) beat the U-Net on the synthetic tuning
-    # and test scans, but on the real contrast CT it leaves out the lower descending aorta and responds less to
-    # the real left IMA (docs/segmentation.md): offered beside the U-Net, which stays the default
     ("ima-aorta-unet", "ima-aorta-unet", "0.4.0",
      "Internal mammary arteries and aorta with perivascular regions (U-Net, 1 x 1 x 2 mm)",
      {"default": True, "min_volume_ml": IMA_AORTA_MIN_ML, "midline_band_mm": 200.0}),
+    # the IMA/aorta paper's SE + Swin network (strided stem for the CPU) beat the U-Net on the synthetic tuning
+    # and test scans, but on the real contrast CT it leaves out the lower descending aorta and responds less to
+    # the real left IMA (docs/segmentation.md): offered beside the U-Net, which stays the default
     ("ima-aorta-se-swin", "ima-aorta-se-swin", "0.1.0",
      "Internal mammary arteries and aorta with perivascular regions (SE + Swin as in the IMA/aorta paper, 1 x 1 x 2 mm)",
      {"min_volume_ml": IMA_AORTA_MIN_ML, "midline_band_mm": 200.0}),

@@ -135,14 +135,15 @@ class SESwinUNet(SegmentationNetwork):
         if norm not in NORMS:
             raise ModelError(f"se_swin parameter norm must be one of {', '.join(NORMS)}, got {norm!r}")
         self.divisible_by = 8 * int(stem_stride)
-        conv_kw = dict(spatial_dims=3, act="RELU", norm=NORMS[norm])
+        norm_layer = NORMS[norm]
+        conv_kw = dict(spatial_dims=3, act="RELU", norm=norm_layer)
         self.stem = Convolution(in_channels=in_channels, out_channels=f[0], strides=int(stem_stride), kernel_size=3,
                                 **conv_kw)
-        self.enc0 = _se(f[0], f[0], NORMS[norm])
+        self.enc0 = _se(f[0], f[0], norm_layer)
         self.down1 = Convolution(in_channels=f[0], out_channels=f[1], strides=2, kernel_size=3, **conv_kw)
         self.enc1 = _swin(f[1], swin_depth, int(heads[0]), window)
         self.down2 = Convolution(in_channels=f[1], out_channels=f[2], strides=2, kernel_size=3, **conv_kw)
-        self.enc2 = _se(f[2], f[2], NORMS[norm])
+        self.enc2 = _se(f[2], f[2], norm_layer)
         self.down3 = Convolution(in_channels=f[2], out_channels=f[3], strides=2, kernel_size=3, **conv_kw)
         self.bottleneck = _swin(f[3], swin_depth, int(heads[1]), window)
 
@@ -151,12 +152,12 @@ class SESwinUNet(SegmentationNetwork):
                                is_transposed=True, **conv_kw)
 
         self.up3 = up(f[3], f[2])
-        self.dec2 = _se(2 * f[2], f[2], NORMS[norm])
+        self.dec2 = _se(2 * f[2], f[2], norm_layer)
         self.up2 = up(f[2], f[1])
         self.fuse1 = Convolution(in_channels=2 * f[1], out_channels=f[1], kernel_size=1, **conv_kw)
         self.dec1 = _swin(f[1], swin_depth, int(heads[0]), window)
         self.up1 = up(f[1], f[0])
-        self.dec0 = _se(2 * f[0], f[0], NORMS[norm])
+        self.dec0 = _se(2 * f[0], f[0], norm_layer)
         if stem_stride == 1:
             self.head = nn.Conv3d(f[0], out_channels, kernel_size=1)
         else:  # back to the input resolution: logits straight from a transposed convolution (as MONAI U-Net's last level)
