@@ -103,6 +103,8 @@ def main() -> None:
 
 
 def together(tasks: list[str], cases: list[str], repeats: int, extra: list[str]) -> None:
+    """Print, per case, wall-clock seconds of ``tasks`` as separate fresh commands (summed) against one command
+    running them all, alternating ``repeats`` times; ``extra``: further ``cardiacai segment`` arguments."""
     for name in cases:
         case = DATA / name
         if not case.is_dir():
