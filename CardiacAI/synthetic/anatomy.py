@@ -51,6 +51,23 @@ IMA_FAT_PLATE_MM = (5.0, 15.0)
 PECTORAL_REACH_MM = (25.0, 50.0)
 #: Thickness (mm) of the muscle sheet (pectoral origin and internal intercostals) beside the sternum.
 PARASTERNAL_SHEET_MM = (1.5, 4.0)
+#: How far (mm) left of the midline the centre of the aorta lies below the diaphragm, its wall 0-2 mm in front
+#: of the vertebral body. On LIDC-IDRI-0001 (benchmarks/real_aorta_check.py tracks it) the centre lies 10-16 mm
+#: left of the midline there, directly in front of the vertebral body (17-19 mm left in the chest, against it);
+#: generators up to 0.2.5 put it 18-30 mm left and 6 mm clear of the spine, beside rather than in front of it,
+#: and the model trained on them found none of the real aorta below the diaphragm.
+ABDOMINAL_AORTA_X_MM = (8.0, 15.0)
+#: The aorta's radius at each of its control points as a fraction of the ascending aorta's: root (sinus),
+#: ascending, arch, descending, and below the diaphragm 15-21 mm wide (15-21 mm on LIDC-IDRI-0001; up to
+#: 0.2.5, 0.78 and 0.75: 19-25 mm).
+AORTA_RADIUS_FRACTIONS = (1.15, 1.05, 1.0, 1.0, 0.92, 0.88, 0.82, 0.8, 0.7, 0.62)
+#: Gap (mm) between the abdominal aorta's wall and the vertebral body (before the tortuosity every vessel gets).
+AORTA_SPINE_GAP_MM = (0.0, 2.0)
+#: The diaphragmatic crura: a sleeve of muscle this thick (mm) around the aorta where it passes the
+#: diaphragm, from just below the heart down this far (mm); on LIDC-IDRI-0001 the abdominal aorta lies in
+#: soft tissue, not in fat as the generator drew it.
+CRUS_THICKNESS_MM = (3.0, 7.0)
+CRUS_LENGTH_MM = (50.0, 90.0)
 
 
 def _smoothstep(t):
@@ -256,7 +273,40 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
                            parasternal_sheet_mm=_u(rng, *PARASTERNAL_SHEET_MM))
     # generator 0.2.5: the IMAs run in a plate of extrapleural fat, not in the lung (drawn last, as above)
     p["chest_wall"]["ima_fat_plate_mm"] = {side: _u(rng, *IMA_FAT_PLATE_MM) for side in ("left", "right")}
+    # generator 0.2.6: the descending aorta against the spine, the crura around it (drawn last, as above)
+    _place_descending_aorta(p, rng)
     return p
+
+
+def _place_descending_aorta(p: dict, rng: np.random.Generator) -> None:
+    """Move the abdominal aorta's control points (8 and 9 of ``p["points"]["aorta"]``, 140 and 260 mm below
+    the heart's centre) in front of the vertebral bodies, just left of the midline, and draw the crura's
+    sleeve (see :data:`ABDOMINAL_AORTA_X_MM`). The thoracic part stays where it was: moved against the spine
+    it ran through the synthetic left atrium, which lies further back than a real one."""
+    H = np.asarray(p["H"])
+    r_ao = p["aorta_radius"]
+    y_spine = p["y_spine"]
+    rx = p["vertebra"]["radius"]
+    ry = 0.85 * rx  # the vertebral body's cross-section, as _paint_spine draws it
+    course = dict(x_abdomen=_u(rng, *ABDOMINAL_AORTA_X_MM), gap=_u(rng, *AORTA_SPINE_GAP_MM),
+                  crus_mm=_u(rng, *CRUS_THICKNESS_MM), crus_length_mm=_u(rng, *CRUS_LENGTH_MM))
+    p["aorta_course"] = course
+    angles = np.linspace(0, 2 * np.pi, 721)
+    ellipse = np.stack([rx * np.cos(angles), y_spine + ry * np.sin(angles)], axis=1)
+
+    def against_spine(x: float, radius: float) -> float:
+        """y (mm) of a centre at x whose circle of ``radius`` lies ``gap`` in front of the vertebral body."""
+        lo, hi = y_spine, y_spine - ry - radius - course["gap"] - 40.0  # inside the vertebra ... far in front
+        for _ in range(40):  # bisection: the clearance to the ellipse grows as the centre moves forward
+            y = 0.5 * (lo + hi)
+            clearance = np.min(np.hypot(ellipse[:, 0] - x, ellipse[:, 1] - y)) - radius
+            lo, hi = (y, hi) if clearance < course["gap"] else (lo, y)
+        return float(0.5 * (lo + hi))
+
+    pts = p["points"]["aorta"]
+    x_a = course["x_abdomen"]
+    pts[8] = [x_a + 3, against_spine(x_a + 3, AORTA_RADIUS_FRACTIONS[8] * r_ao), H[2] - 140]
+    pts[9] = [x_a, against_spine(x_a, AORTA_RADIUS_FRACTIONS[9] * r_ao), H[2] - 260]
 
 
 # -- geometry helpers built from the parameters ----------------------------------------------------
@@ -575,7 +625,7 @@ def paint_anatomy(canvas: shapes.Canvas, p: dict) -> dict:
     _restore_chest_wall(canvas, body, info["heart_box"])
     _paint_sternum(canvas, p, body)
     _paint_imas(canvas, p, body, rng, info)
-    _paint_upper_abdomen(canvas, p, left_top, right_top)
+    _paint_upper_abdomen(canvas, p, left_top, right_top, info)
     _paint_table(canvas, p, z_lo, z_hi)
     return info
 
@@ -611,10 +661,19 @@ def _liver_sdf(p, X, Y, Z, abdomen, below, left_top, right_top):
     return np.maximum(np.maximum(np.maximum(abdomen, below + np.float32(4.0)), left_border), inferior)
 
 
-def _paint_upper_abdomen(canvas, p, left_top: float, right_top: float) -> None:
+def _paint_upper_abdomen(canvas, p, left_top: float, right_top: float, info: dict) -> None:
     q = p["abdomen"]
     a, b = p["body"]["a"], p["body"]["b"]
     in_abdomen = tissue_lookup(["upper_abdomen"])
+    # Crura: a muscle sleeve around the aorta from the hiatus down (only over the abdomen's fat and muscle, so
+    # neither the aorta nor the spine beside it changes).
+    course = p["aorta_course"]
+    curve, radii = np.asarray(info["aorta_curve"]), np.asarray(info["aorta_radii"])
+    top = left_top - 15.0
+    along = (curve[:, 2] <= top) & (curve[:, 2] >= top - course["crus_length_mm"])
+    if along.sum() >= 2:
+        canvas.paint_tube(curve[along], radii[along] + course["crus_mm"], L["upper_abdomen"], "muscle",
+                          only_over=in_abdomen)
     in_liver = tissue_lookup(["liver"])
     # Hepatic veins: from the IVC just below the right dome into the liver (enhanced with the IVC).
     ivc_top = np.array([p["points"]["ivc"][1][0], p["points"]["ivc"][1][1], right_top - 12.0])
@@ -908,8 +967,17 @@ def _paint_heart(canvas, p, rng) -> dict:
                           L["pulmonary_artery"], "blood_pa", **dk)
     r_ao = p["aorta_radius"]
     ao_ctrl = pts["aorta"]
-    ao_radii = [r_ao * 1.15, r_ao * 1.05, r_ao, r_ao, r_ao * 0.92, r_ao * 0.88, r_ao * 0.82, r_ao * 0.8, r_ao * 0.78, r_ao * 0.75]
+    ao_radii = [r_ao * f for f in AORTA_RADIUS_FRACTIONS]
     ao_curve = _tortuous(rng, ao_ctrl, p["tortuosity_mm"] * 0.6, step=4.0)
+    if "aorta_course" in p:
+        # Below the diaphragm the aorta runs straight down in front of the spine: the spline, arriving from
+        # the chest's lateral course, would swing 5-10 mm forward of it between the last two points.
+        z_hiatus = ao_ctrl[8][2]
+        first = len(ao_curve) - int(np.argmax(ao_curve[::-1, 2] >= z_hiatus))  # the curve's tail below it
+        if first < len(ao_curve):
+            start, end = ao_curve[first - 1], np.asarray(ao_ctrl[9], float)
+            t = (start[2] - ao_curve[first:, 2]) / max(start[2] - end[2], 1e-6)
+            ao_curve[first:, :2] = start[:2] + t[:, None] * (end[:2] - start[:2])
     ao_r = _resample_radii(ao_curve, ao_ctrl, ao_radii)
     canvas.paint_tube(ao_curve, ao_r, L["aorta"], "blood_left", **dk)
     # Periaortic region: one vessel diameter from the wall.
