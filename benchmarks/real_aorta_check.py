@@ -248,7 +248,9 @@ def main(argv=None) -> int:
                          prefer_gpu=False)
         value = next(s.value for s in result.label_set.structures if s.key == "aorta")
         aorta = result.labelmap.array == value
-        scores = {"model": entry.id, "version": entry.version, **compare(aorta, lumen, image.spacing)}
+        scores = {"model": entry.id, "version": entry.version, "scan": "LIDC-IDRI-0001 (contrast chest CT)",
+                  "reference": "descending aorta lumen tracked from the seed (benchmarks/real_aorta_check.py)",
+                  **compare(aorta, lumen, image.spacing)}
         print(json.dumps(scores))
     if args.pictures:
         name = "reference" if aorta is None else f"{scores['model']}-{scores['version']}"

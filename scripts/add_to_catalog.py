@@ -58,12 +58,16 @@ MODELS = [
 
 def _evaluation(model_id: str) -> dict:
     """The card's evaluation section from docs/models/: the synthetic test figures written by
-    benchmarks/evaluate_models.py, and the review of the output on the real CTs."""
+    benchmarks/evaluate_models.py, the real-scan aorta check of benchmarks/real_aorta_check.py (IMA/aorta
+    models), and the review of the output on the real CTs."""
     docs = REPO / "docs" / "models"
     evaluation = {}
     synthetic = docs / f"{model_id}-synthetic-test.json"
     if synthetic.is_file():
         evaluation["synthetic_test"] = {r["protocol"]: r for r in json.loads(synthetic.read_text())}
+    real_aorta = docs / f"{model_id}-real-aorta.json"
+    if real_aorta.is_file():
+        evaluation["real_aorta_check"] = json.loads(real_aorta.read_text())
     review = docs / f"{model_id}.review.json"
     if review.is_file():
         evaluation.update(json.loads(review.read_text()))
