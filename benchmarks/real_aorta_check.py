@@ -7,8 +7,10 @@ diaphragm, was missing). This script makes that failure a number.
 The reference is the contrast-filled lumen of the descending aorta of LIDC-IDRI-0001 (median about 390 HU),
 tracked slice by slice from one seed on a mid-thoracic slice (:data:`SEED`, read off the scan): on each next
 slice, the part above :data:`LUMEN_HU` within :data:`SEARCH_MM` of the last centre, opened by a 1.5 mm disk so
-that it does not run into a touching vertebra, whose 2D piece nearest the last centre is the lumen when it is
-round enough and of an aortic size (:func:`track_lumen`). Going up, the tracking stops where the cross-section
+that it does not run into a touching vertebra (by a 4 mm one when that leaves it not round: a branch such as the
+coeliac trunk), whose 2D piece nearest the last centre is the lumen when it is round enough and of an aortic size
+(:func:`track_lumen`). On LIDC-IDRI-0001 it runs from the scan's lowest slice, in the upper abdomen, to just
+below the arch (slices 0-95, 240 mm). Going up, the tracking stops where the cross-section
 stops being a round disk (the arch); going down, where the lumen leaves the scan or splits. The pictures it
 writes (``--pictures``) are how the reference was reviewed.
 
@@ -127,7 +129,7 @@ def track_lumen(hu: np.ndarray, seed_kji, spacing_ijk, **kwargs) -> np.ndarray:
     """The lumen tracked slice by slice up and down from ``seed_kji`` (see :func:`lumen_piece`).
 
     ``hu``: (K, J, I) HU of an axial scan; ``spacing_ijk``: mm. Returns a bool (K, J, I) mask, one
-    connected run of slices containing the seed's.
+    connected run of slices containing the seed's. Raises ValueError when there is no lumen at the seed.
     """
     spacing_ji = (float(spacing_ijk[1]), float(spacing_ijk[0]))
     out = np.zeros(hu.shape, bool)
