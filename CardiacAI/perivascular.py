@@ -31,8 +31,9 @@ aorta pieces) are handled in boxes of their own, grouped so that the result is e
 box around all of them (:func:`_clusters`). Each box is then cut into slabs along k, one per CPU core
 (up to :data:`MAX_WORKERS`), computed in threads (scipy's distance transform releases the GIL); each
 slab searches the nearest wall within the region's reach beyond its ends, and in-plane covers only its
-own stretch of the vessel plus that reach, so the result is again exactly that of one box (with 0.4.0's aorta on the real CTs: the same voxels, 1.9 -> 1.3 s on
-LIDC-IDRI-0001 and 4.2 -> 3.0 s on LIDC-IDRI-0002, 2 cores). The distance to the wall is kept only for
+own stretch of the vessel plus that reach, so the result is again exactly that of one box (with 0.4.0's
+aorta on the real CTs: the same voxels, 1.9 -> 1.3 s on LIDC-IDRI-0001 and 4.2 -> 3.0 s on LIDC-IDRI-0002,
+2 cores; the in-plane narrowing then 0.81-0.86x the time on LIDC-IDRI-0001). The distance to the wall is kept only for
 voxels within reach, never as a float64 map of the whole box. On LIDC-IDRI-0002 (512 x 512 x 261, 11 aorta
 pieces) this took the periaortic region from 11 s and 2.2 GB to about 2.5 s and 1 GB (2 busy CPU
 cores). Measured on digitised straight tubes along k (radius 1-12 mm,

@@ -108,8 +108,8 @@ def _nearest_piece(bright: np.ndarray, centre_ji, spacing_ji, max_step_mm: float
     if count == 0:
         return None
     jj, ii = np.nonzero(pieces)
-    distance = np.hypot((jj - centre_ji[0]) * sj, (ii - centre_ji[1]) * si)
-    piece = pieces == pieces[jj[np.argmin(distance)], ii[np.argmin(distance)]]
+    nearest = int(np.argmin(np.hypot((jj - centre_ji[0]) * sj, (ii - centre_ji[1]) * si)))
+    piece = pieces == pieces[jj[nearest], ii[nearest]]
     pj, pi = np.nonzero(piece)
     if pj.min() == 0 or pi.min() == 0 or pj.max() == piece.shape[0] - 1 or pi.max() == piece.shape[1] - 1:
         return None  # it runs on beyond the search box: not a lumen disk
@@ -159,7 +159,13 @@ def tube_around(lumen: np.ndarray, spacing_ijk, reach_mm: float = TUBE_MM) -> np
 
 
 def compare(aorta: np.ndarray, lumen: np.ndarray, spacing_ijk, root_lowest_k: int = ROOT_LOWEST_K) -> dict:
-    """Scores of a model's aorta mask against the tracked lumen (both bool (K, J, I) on the scan's grid)."""
+    """Scores of a model's aorta mask against the tracked lumen (both bool (K, J, I) on the scan's grid;
+    ``spacing_ijk`` in mm; slices below ``root_lowest_k`` hold no aorta but the descending one).
+
+    Returns a dict: reference_slices and covered_slices ([first, last] k; covered: at least half the lumen
+    labelled, None when none is), reference_length_mm, slice_recall (0-1), missed_below_mm (from the lumen's
+    lowest slice to the lowest covered one), dice_in_tube (within :data:`TUBE_MM` of the lumen on its slices),
+    false_aorta_below_root_ml and aorta_ml (mL)."""
     tube = tube_around(lumen, spacing_ijk)
     slices = np.flatnonzero(lumen.any(axis=(1, 2)))
     covered = [k for k in slices if (aorta[k] & lumen[k]).sum() >= 0.5 * lumen[k].sum()]
@@ -181,8 +187,10 @@ def compare(aorta: np.ndarray, lumen: np.ndarray, spacing_ijk, root_lowest_k: in
     }
 
 
-def pictures(hu: np.ndarray, lumen: np.ndarray, aorta: np.ndarray | None, path: Path, title: str) -> None:
-    """A coronal-oblique strip through the lumen's centres and axial samples, lumen green, model aorta red."""
+def pictures(hu: np.ndarray, lumen: np.ndarray, aorta: np.ndarray | None, spacing_ijk, path: Path,
+             title: str) -> None:
+    """Review picture (PNG at ``path``): a sagittal and a coronal plane through the lumen's mean centre and six
+    axial crops along it; lumen green, the model's aorta (None: not drawn) red. Arrays (K, J, I), spacing mm."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,7 +205,8 @@ def pictures(hu: np.ndarray, lumen: np.ndarray, aorta: np.ndarray | None, path: 
     j_mid = int(round(np.mean([c[0] for c in centres.values()])))
     for ax, plane, name in ((axes[0, 0], np.s_[:, :, i_mid], f"sagittal i={i_mid}"),
                             (axes[0, 1], np.s_[:, j_mid, :], f"coronal j={j_mid}")):
-        ax.imshow(hu[plane], cmap="gray", vmin=-200, vmax=500, origin="lower", aspect=2.5 / 0.703125)
+        ax.imshow(hu[plane], cmap="gray", vmin=-200, vmax=500, origin="lower",
+                  aspect=float(spacing_ijk[2]) / float(spacing_ijk[1 if name.startswith("sagittal") else 0]))
         ax.contour(lumen[plane], [0.5], colors="lime", linewidths=0.8)
         if aorta is not None:
             ax.contour(aorta[plane], [0.5], colors="red", linewidths=0.8)
@@ -248,15 +257,15 @@ def main(argv=None) -> int:
         entry = catalog.get(args.model) if args.model else catalog.default_for("ima-aorta")
         result = segment(image, "ima-aorta", model_id=entry.id, version=entry.version, catalog=catalog,
                          prefer_gpu=False)
-        value = next(s.value for s in result.label_set.structures if s.key == "aorta")
-        aorta = result.labelmap.array == value
+        aorta = result.labelmap.array == result.label_set.by_key("aorta").value
         scores = {"model": entry.id, "version": entry.version, "scan": "LIDC-IDRI-0001 (contrast chest CT)",
                   "reference": "descending aorta lumen tracked from the seed (benchmarks/real_aorta_check.py)",
                   **compare(aorta, lumen, image.spacing)}
         print(json.dumps(scores))
     if args.pictures:
         name = "reference" if aorta is None else f"{scores['model']}-{scores['version']}"
-        pictures(hu, lumen, aorta, args.pictures / f"real-aorta-{name}.png", f"LIDC-IDRI-0001 descending aorta: {name}")
+        pictures(hu, lumen, aorta, image.spacing, args.pictures / f"real-aorta-{name}.png",
+                 f"LIDC-IDRI-0001 descending aorta: {name}")
     if args.json and scores:
         args.json.write_text(json.dumps(scores, indent=1) + "\n")
     return 0

@@ -273,15 +273,16 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
                            parasternal_sheet_mm=_u(rng, *PARASTERNAL_SHEET_MM))
     # generator 0.2.5: the IMAs run in a plate of extrapleural fat, not in the lung (drawn last, as above)
     p["chest_wall"]["ima_fat_plate_mm"] = {side: _u(rng, *IMA_FAT_PLATE_MM) for side in ("left", "right")}
-    # generator 0.2.6: the descending aorta against the spine, the crura around it (drawn last, as above)
-    _place_descending_aorta(p, rng)
+    # generator 0.2.6: the abdominal aorta in front of the spine, the crura around it (drawn last, as above)
+    _place_abdominal_aorta(p, rng)
     return p
 
 
-def _place_descending_aorta(p: dict, rng: np.random.Generator) -> None:
+def _place_abdominal_aorta(p: dict, rng: np.random.Generator) -> None:
     """Move the abdominal aorta's control points (8 and 9 of ``p["points"]["aorta"]``, 140 and 260 mm below
     the heart's centre) in front of the vertebral bodies, just left of the midline, and draw the crura's
-    sleeve (see :data:`ABDOMINAL_AORTA_X_MM`). The thoracic part stays where it was: moved against the spine
+    thickness and length into ``p["aorta_course"]`` (painted by ``_paint_upper_abdomen``; see
+    :data:`ABDOMINAL_AORTA_X_MM`). The thoracic part stays where it was: moved against the spine
     it ran through the synthetic left atrium, which lies further back than a real one."""
     H = np.asarray(p["H"])
     r_ao = p["aorta_radius"]
@@ -969,15 +970,14 @@ def _paint_heart(canvas, p, rng) -> dict:
     ao_ctrl = pts["aorta"]
     ao_radii = [r_ao * f for f in AORTA_RADIUS_FRACTIONS]
     ao_curve = _tortuous(rng, ao_ctrl, p["tortuosity_mm"] * 0.6, step=4.0)
-    if "aorta_course" in p:
-        # Below the diaphragm the aorta runs straight down in front of the spine: the spline, arriving from
-        # the chest's lateral course, would swing 5-10 mm forward of it between the last two points.
-        z_hiatus = ao_ctrl[8][2]
-        first = len(ao_curve) - int(np.argmax(ao_curve[::-1, 2] >= z_hiatus))  # the curve's tail below it
-        if first < len(ao_curve):
-            start, end = ao_curve[first - 1], np.asarray(ao_ctrl[9], float)
-            t = (start[2] - ao_curve[first:, 2]) / max(start[2] - end[2], 1e-6)
-            ao_curve[first:, :2] = start[:2] + t[:, None] * (end[:2] - start[:2])
+    # Below the diaphragm the aorta runs straight down in front of the spine: the spline, arriving from the
+    # chest's lateral course, would swing 5-10 mm forward of it between the last two points.
+    z_hiatus = ao_ctrl[8][2]
+    first = len(ao_curve) - int(np.argmax(ao_curve[::-1, 2] >= z_hiatus))  # the curve's tail below it
+    if first < len(ao_curve):
+        start, end = ao_curve[first - 1], np.asarray(ao_ctrl[9], float)
+        t = (start[2] - ao_curve[first:, 2]) / max(start[2] - end[2], 1e-6)
+        ao_curve[first:, :2] = start[:2] + t[:, None] * (end[:2] - start[:2])
     ao_r = _resample_radii(ao_curve, ao_ctrl, ao_radii)
     canvas.paint_tube(ao_curve, ao_r, L["aorta"], "blood_left", **dk)
     # Periaortic region: one vessel diameter from the wall.
