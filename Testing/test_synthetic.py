@@ -12,7 +12,7 @@ from scipy import ndimage
 from CardiacAI.errors import InputError
 from CardiacAI.labels import get_label_set
 from CardiacAI.synthetic import ANATOMY_LABELS, PROTOCOLS, GeneratorConfig, SyntheticCase, generate_case
-from CardiacAI.synthetic.anatomy import MYOCARDIUM_DENSITY_G_PER_ML
+from CardiacAI.synthetic.anatomy import MYOCARDIUM_DENSITY_G_PER_ML, sagittal_bend
 from CardiacAI.synthetic.shapes import Deformation
 
 L = ANATOMY_LABELS
@@ -167,7 +167,8 @@ def test_abdominal_aorta_lies_in_front_of_the_spine_in_the_crura(chest_cta):
         # in front of the vertebral body (within its width, not beside it) and within 5 mm of it (2 mm drawn,
         # the vessel's tortuosity, one voxel)
         spine = np.isin(lab[k], [L["vertebra"], L["intervertebral_disc"]])
-        sj, si = np.nonzero(spine & (y[:, None] < case.parameters["anatomy"]["y_spine"] + 5))  # the body, not the arch
+        y_spine = case.parameters["anatomy"]["y_spine"] - float(sagittal_bend(case.parameters["anatomy"]).shift(z[k]))
+        sj, si = np.nonzero(spine & (y[:, None] < y_spine + 5))  # the body, not the arch
         assert x[si].min() < centre_x < x[si].max() and centre_y < y[sj].min(), (z[k], centre_x, centre_y)
         gap = ndimage.distance_transform_edt(~spine, sampling=(sy, sx))[aorta].min()
         assert gap <= 5.0, (z[k], gap)
@@ -182,6 +183,47 @@ def test_abdominal_aorta_lies_in_front_of_the_spine_in_the_crura(chest_cta):
         ring = (edt > 1) & (edt <= 3) & (lab[k] == L["upper_abdomen"])
         assert ring.sum() > 0.5 * ((edt > 1) & (edt <= 3)).sum(), z[k]  # surrounded by the abdomen's tissue ...
         assert np.median(case.image.array[k][ring]) > 0, z[k]  # ... and it is muscle, not fat
+
+
+def test_the_body_bends_forward_below_the_chest_and_the_aorta_follows_the_spine(chest_cta):
+    """On LIDC-IDRI-0001 and 0002 the back and the vertebral bodies come 34-42 mm forward over the 140-170 mm
+    below the lower chest (a supine patient's lumbar lordosis, the lower back off the table), and the aorta
+    below the diaphragm comes forward with them; a model trained on a straight body rejected a tube along the
+    real aorta's course."""
+    case = chest_cta
+    p = case.parameters["anatomy"]
+    lab = case.anatomy.array
+    sx, sy, sz = case.anatomy.spacing
+    x = case.anatomy.ijk_to_lps[0, 3] + sx * np.arange(lab.shape[2])
+    y = case.anatomy.ijk_to_lps[1, 3] + sy * np.arange(lab.shape[1])
+    z = case.anatomy.ijk_to_lps[2, 3] + sz * np.arange(lab.shape[0])
+    upper = int(np.argmin(np.abs(z - p["arch_top_z"] - 10)))  # above the bend (and clear of the heart)
+    lower = 2  # near the scan's lowest slice
+    expected = float(sagittal_bend(p).shift(z[lower]) - sagittal_bend(p).shift(z[upper]))
+    assert expected >= 15, "seed 0 draws a bend that moves the lowest slice at least 15 mm forward"
+    midline = np.abs(x) <= 5
+
+    def back_y(k):  # the skin's most posterior point over the midline
+        return y[np.nonzero((lab[k][:, midline] == L["skin"]).any(axis=1))[0].max()]
+
+    def spine_y(k):  # centre of the vertebral body (bone and discs within 12 mm of the midline)
+        j, i = np.nonzero(np.isin(lab[k], [L["vertebra"], L["intervertebral_disc"]]) & (np.abs(x) <= 12)[None, :]
+                          & (y < p["y_spine"] - float(sagittal_bend(p).shift(z[k])) + 12)[:, None])
+        return y[j].mean()
+
+    def table_y(k):
+        return y[np.nonzero((lab[k][:, midline] == L["table"]).any(axis=1))[0].min()]
+
+    for name, measure, tolerance in (("back", back_y, 3.0), ("vertebral body", spine_y, 3.0)):
+        moved = measure(upper) - measure(lower)
+        assert abs(moved - expected) <= tolerance, (name, moved, expected)
+    assert table_y(lower) == table_y(upper)  # the table stays flat: the lower back lifts off it
+    assert table_y(lower) - back_y(lower) >= expected
+    # the aorta comes forward at least as far as the spine below the diaphragm (it also leaves the spine's
+    # side for its front)
+    aorta_y = lambda k: y[np.nonzero(lab[k] == L["aorta"])[0]].mean()
+    hiatus = int(np.argmin(np.abs(z - (p["H"][2] - 40))))
+    assert aorta_y(hiatus) - aorta_y(lower) >= sagittal_bend(p).shift(z[lower]) - sagittal_bend(p).shift(z[hiatus])
 
 
 def test_whole_heart_labels_are_the_anatomy_structures(chest_cta):

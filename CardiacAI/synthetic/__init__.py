@@ -21,7 +21,10 @@ See docs/synthetic.md for the anatomy, the HU calibration against real scans and
 #: beside them half the time. 0.2.4: the pectoral muscle thins to a sheet beside the sternum, with fat
 #: behind it, and no muscle over the sternum (as on LIDC-IDRI-0001 and 0002). 0.2.5: the IMAs run in a
 #: plate of extrapleural fat from the sternal border to 5-15 mm beyond them, the lung behind, not beside them.
-__version__ = "0.2.6"
+#: 0.2.6: the abdominal aorta in front of the vertebral bodies, in the crura. 0.2.7: the body bends forward
+#: below the chest (lumbar lordosis; the table stays flat), the abdominal aorta's width drawn per patient;
+#: cases record this version (earlier ones recorded the package's, 0.1.0).
+__version__ = "0.2.7"
 
 from .anatomy_labels import ANATOMY_LABELS, LABEL_NAMES, TASKS, task_structures
 from .generator import FOVS, GeneratorConfig, SyntheticCase, generate_case

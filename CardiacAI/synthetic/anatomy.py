@@ -58,7 +58,8 @@ PARASTERNAL_SHEET_MM = (1.5, 4.0)
 #: and the model trained on them found none of the real aorta below the diaphragm.
 ABDOMINAL_AORTA_X_MM = (8.0, 15.0)
 #: The aorta's radius at each of its control points as a fraction of the ascending aorta's: root (sinus),
-#: ascending, arch, descending, and below the diaphragm 15-21 mm wide (15-21 mm on LIDC-IDRI-0001; up to
+#: ascending, arch, descending, and below the diaphragm (the last two drawn per patient from 0.2.7:
+#: :data:`ABDOMINAL_AORTA_FRACTION`; 0.2.6 used these, 15-21 mm wide; up to
 #: 0.2.5, 0.78 and 0.75: 19-25 mm).
 AORTA_RADIUS_FRACTIONS = (1.15, 1.05, 1.0, 1.0, 0.92, 0.88, 0.82, 0.8, 0.7, 0.62)
 #: Gap (mm) between the abdominal aorta's wall and the vertebral body (before the tortuosity every vessel gets).
@@ -68,6 +69,22 @@ AORTA_SPINE_GAP_MM = (0.0, 2.0)
 #: soft tissue, not in fat as the generator drew it.
 CRUS_THICKNESS_MM = (3.0, 7.0)
 CRUS_LENGTH_MM = (50.0, 90.0)
+#: The abdominal aorta's radius at control points 8 and 9 (140 and 260 mm below the heart's centre) as
+#: fractions of the ascending aorta's, drawn per patient (generator 0.2.7): point 8 from this range, point 9 a
+#: further :data:`ABDOMINAL_AORTA_TAPER` of it. LIDC-IDRI-0001's lumen narrows from 20-22 mm at the hiatus to
+#: 15-16 mm 150 mm lower; 0.2.6 drew 17-24 mm there for every patient, and the model trained on it finds a
+#: 14-16 mm tube in the real body on few slices (docs/segmentation.md).
+ABDOMINAL_AORTA_FRACTION = (0.56, 0.74)
+ABDOMINAL_AORTA_TAPER = (0.8, 0.95)
+#: The body's forward bend below the chest (:class:`~CardiacAI.synthetic.shapes.SagittalBend`): where it starts,
+#: relative to the heart's lowest point (mm, positive above it), over how many mm it reaches its slope, and
+#: the slope (mm forward per mm down). On LIDC-IDRI-0001 and 0002 the back and vertebral bodies come forward
+#: 0.21-0.28 mm per mm over the 140-170 mm below the lower chest; generators up to 0.2.6 drew a straight
+#: body, so their abdominal aorta ran straight down where the real one runs 22 degrees forward, and a model
+#: trained on them rejected a tube along the real aorta's course (docs/segmentation.md).
+BEND_START_ABOVE_HEART_BOTTOM_MM = (-10.0, 40.0)
+BEND_ONSET_MM = (30.0, 80.0)
+BEND_SLOPE = (0.1, 0.32)
 
 
 def _smoothstep(t):
@@ -273,9 +290,22 @@ def sample_anatomy(rng: np.random.Generator) -> dict:
                            parasternal_sheet_mm=_u(rng, *PARASTERNAL_SHEET_MM))
     # generator 0.2.5: the IMAs run in a plate of extrapleural fat, not in the lung (drawn last, as above)
     p["chest_wall"]["ima_fat_plate_mm"] = {side: _u(rng, *IMA_FAT_PLATE_MM) for side in ("left", "right")}
-    # generator 0.2.6: the abdominal aorta in front of the spine, the crura around it (drawn last, as above)
+    # generator 0.2.6: the abdominal aorta in front of the spine, the crura around it (drawn last, as above);
+    # 0.2.7: its width per patient
     _place_abdominal_aorta(p, rng)
+    # generator 0.2.7: the body bends forward below the chest (drawn last, as above)
+    p["posture"] = dict(bend_start_z=heart_lowest_z(p) + _u(rng, *BEND_START_ABOVE_HEART_BOTTOM_MM),
+                        bend_onset_mm=_u(rng, *BEND_ONSET_MM), bend_slope=_u(rng, *BEND_SLOPE))
     return p
+
+
+def sagittal_bend(p: dict) -> shapes.SagittalBend | None:
+    """The body's forward bend below the chest drawn for anatomy ``p`` (None for parameters of generators up
+    to 0.2.6, which drew a straight body)."""
+    posture = p.get("posture")
+    if posture is None:
+        return None
+    return shapes.SagittalBend(posture["bend_start_z"], posture["bend_slope"], posture["bend_onset_mm"])
 
 
 def _place_abdominal_aorta(p: dict, rng: np.random.Generator) -> None:
@@ -291,6 +321,8 @@ def _place_abdominal_aorta(p: dict, rng: np.random.Generator) -> None:
     ry = 0.85 * rx  # the vertebral body's cross-section, as _paint_spine draws it
     course = dict(x_abdomen=_u(rng, *ABDOMINAL_AORTA_X_MM), gap=_u(rng, *AORTA_SPINE_GAP_MM),
                   crus_mm=_u(rng, *CRUS_THICKNESS_MM), crus_length_mm=_u(rng, *CRUS_LENGTH_MM))
+    f8 = _u(rng, *ABDOMINAL_AORTA_FRACTION)
+    course["radius_fractions"] = [f8, f8 * _u(rng, *ABDOMINAL_AORTA_TAPER)]  # at control points 8 and 9
     p["aorta_course"] = course
     angles = np.linspace(0, 2 * np.pi, 721)
     ellipse = np.stack([rx * np.cos(angles), y_spine + ry * np.sin(angles)], axis=1)
@@ -306,8 +338,9 @@ def _place_abdominal_aorta(p: dict, rng: np.random.Generator) -> None:
 
     pts = p["points"]["aorta"]
     x_a = course["x_abdomen"]
-    pts[8] = [x_a + 3, against_spine(x_a + 3, AORTA_RADIUS_FRACTIONS[8] * r_ao), H[2] - 140]
-    pts[9] = [x_a, against_spine(x_a, AORTA_RADIUS_FRACTIONS[9] * r_ao), H[2] - 260]
+    f8, f9 = course["radius_fractions"]
+    pts[8] = [x_a + 3, against_spine(x_a + 3, f8 * r_ao), H[2] - 140]
+    pts[9] = [x_a, against_spine(x_a, f9 * r_ao), H[2] - 260]
 
 
 # -- geometry helpers built from the parameters ----------------------------------------------------
@@ -731,8 +764,9 @@ def _paint_table(canvas, p, z_lo, z_hi) -> None:
         surface = np.float32(y0) - np.float32(t["sag"]) * (X / np.float32(half_w)) ** 2  # curved up at the sides
         return np.maximum(np.abs(Y - surface - half_t) - half_t, np.abs(X) - np.float32(half_w))
 
+    # in the scanner's frame: the table stays flat where the body bends forward off it
     canvas.paint(sdf, [-half_w, y0 - t["sag"] - 2, z_lo], [half_w, y0 + t["thickness"] + 2, z_hi], L["table"], "table",
-                 only_over=tissue_lookup(["background"]))
+                 only_over=tissue_lookup(["background"]), scanner_frame=True)
 
 
 def _tube(canvas, rng, control, radius, label, tissue, tortuosity, step=3.0, **kw):
@@ -968,7 +1002,9 @@ def _paint_heart(canvas, p, rng) -> dict:
                           L["pulmonary_artery"], "blood_pa", **dk)
     r_ao = p["aorta_radius"]
     ao_ctrl = pts["aorta"]
-    ao_radii = [r_ao * f for f in AORTA_RADIUS_FRACTIONS]
+    fractions = list(AORTA_RADIUS_FRACTIONS)
+    fractions[8:] = p["aorta_course"].get("radius_fractions", fractions[8:])  # per patient from 0.2.7
+    ao_radii = [r_ao * f for f in fractions]
     ao_curve = _tortuous(rng, ao_ctrl, p["tortuosity_mm"] * 0.6, step=4.0)
     # Below the diaphragm the aorta runs straight down in front of the spine: the spline, arriving from the
     # chest's lateral course, would swing 5-10 mm forward of it between the last two points.

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from .. import __version__
+from . import __version__  # the generator's version (the cases it makes), not the package's
 from ..errors import InputError
 from ..image import Image
 from . import anatomy as anatomy_mod
@@ -110,11 +110,14 @@ def _field_of_view(p: dict, fov: str, rng: np.random.Generator) -> tuple[str, np
     bottom = anatomy_mod.heart_lowest_z(p)
     heart_centre = H + 0.35 * p["lv"]["L_cav"] * e_long
     a, b = p["body"]["a"], p["body"]["b"]
+    bend = anatomy_mod.sagittal_bend(p)
+    forward = (lambda z: float(bend.shift(z))) if bend is not None else (lambda z: 0.0)  # the body's, mm
     if fov == "chest":
         dome_top = bottom - 4 + p["dome"]["right_rise"]
         apex = p["ribs"]["first_z"] + 25
         # routine chest CT: from above the lung apices to 6-14 cm below the diaphragm, table included
-        lo = np.array([-a - 10, -b - 10, dome_top - rng.uniform(60, 140)])
+        z_lo = dome_top - rng.uniform(60, 140)
+        lo = np.array([-a - 10, -b - 10 - forward(z_lo), z_lo])
         hi = np.array([a + 10, b + 25, apex + rng.uniform(10, 30)])
     else:
         if fov == "cardiac":  # 200-250 mm reconstruction around the heart
@@ -131,7 +134,7 @@ def _field_of_view(p: dict, fov: str, rng: np.random.Generator) -> tuple[str, np
             z1 = min(p["points"]["pa_trunk"][-1][2] + rng.uniform(-5, 25), p["arch_top_z"] - 1.5 * p["aorta_radius"])
         lo = np.array([centre[0] - half, centre[1] - half, z0])
         hi = np.array([centre[0] + half, centre[1] + half, z1])
-        lo[:2] = np.maximum(lo[:2], [-a - 10, -b - 10])
+        lo[:2] = np.maximum(lo[:2], [-a - 10, -b - 10 - forward(z0)])
         hi[:2] = np.minimum(hi[:2], [a + 10, b + 10])
     return fov, lo, hi
 
@@ -190,8 +193,14 @@ def generate_case(seed: int, cfg: GeneratorConfig | None = None) -> SyntheticCas
         intensity = lambda tissue, label: hu_table[tissue]
         background = hu_table["air"]
     deformation = shapes.Deformation(np.random.default_rng(p["deformation"]["seed"]), p["deformation"]["amplitude_mm"])
-    canvas = shapes.Canvas(x, y, z_render, antialias, background, intensity, deformation)
+    bend = anatomy_mod.sagittal_bend(p)
+    canvas = shapes.Canvas(x, y, z_render, antialias, background, intensity, deformation, bend)
     info = anatomy_mod.paint_anatomy(canvas, p)
+    if bend is not None:  # the heart's box in the scanner's frame, for the motion blur
+        lo_h, hi_h = (np.array(c, float) for c in info["heart_box"])
+        least, most = bend.shift_range(lo_h[2], hi_h[2])
+        lo_h[1], hi_h[1] = lo_h[1] - most, hi_h[1] - least
+        info["heart_box"] = (lo_h, hi_h)
 
     # Back to the output grid: average sub-slices for the image, central sub-slice for labels.
     shape = (nz, ny, nx)

@@ -58,17 +58,47 @@ class Deformation:
         return out
 
 
+class SagittalBend:
+    """The body's long axis bending forward below a level: a supine patient's lumbar lordosis.
+
+    Shapes are described in a straight *body frame*; a point (x, y, z) of it lies at
+    (x, y - shift(z), z) in the scanner's LPS frame (y posterior), a shear that moves every axial
+    cross-section forward as a whole. ``shift(z)`` (mm, >= 0) is 0 from ``start_z`` up, grows
+    quadratically over ``onset_mm`` below it, then linearly with ``slope`` (mm forward per mm down).
+    On LIDC-IDRI-0001 and 0002 the back and the vertebral bodies come 34-42 mm forward over the
+    140-170 mm below the lower chest (slopes 0.21-0.28), lifting the lower back off the table.
+    """
+
+    def __init__(self, start_z: float, slope: float, onset_mm: float):
+        if slope < 0 or onset_mm <= 0:
+            raise ValueError(f"a sagittal bend needs slope >= 0 and onset_mm > 0, not {slope}, {onset_mm}")
+        self.start_z, self.slope, self.onset = float(start_z), float(slope), float(onset_mm)
+
+    def shift(self, z):
+        """Forward (anterior) displacement (mm) of the body's cross-section at height ``z`` (mm, LPS);
+        array in, float32 array of the same shape out."""
+        u = np.maximum(np.float32(self.start_z) - np.asarray(z, dtype=np.float32), np.float32(0))
+        quadratic = np.float32(self.slope / (2 * self.onset)) * u * u
+        linear = np.float32(self.slope) * (u - np.float32(self.onset / 2))
+        return np.where(u < self.onset, quadratic, linear).astype(np.float32)
+
+    def shift_range(self, z_lo: float, z_hi: float) -> tuple[float, float]:
+        """Smallest and largest shift (mm) over heights z_lo..z_hi (it falls monotonically with z)."""
+        return float(self.shift(z_hi)), float(self.shift(z_lo))
+
+
 class Canvas:
     """Rendering grid holding the HU (or intensity) image, the anatomy label map and
     perivascular-shell flags.
 
     Arrays have shape (K, J, I) = (slices, rows, columns); the grid is axis-aligned in LPS with
-    voxel centres ``x[i]``, ``y[j]``, ``z[k]`` (mm).
+    voxel centres ``x[i]``, ``y[j]``, ``z[k]`` (mm). With a ``bend``, shapes are given in the
+    bend's body frame (:class:`SagittalBend`) unless painted with ``scanner_frame=True``.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, antialias_mm: float,
                  background_value: float, intensity: Callable[[str, int], float],
-                 deformation: Deformation | None = None):
+                 deformation: Deformation | None = None, bend: SagittalBend | None = None):
         self.x = x.astype(np.float32)
         self.y = y.astype(np.float32)
         self.z = z.astype(np.float32)
@@ -79,6 +109,7 @@ class Canvas:
         self.h = float(antialias_mm)
         self.intensity = intensity  # (tissue, label) -> value
         self.deformation = deformation
+        self.bend = bend
 
     # -- bounding boxes -------------------------------------------------------------------------
     def _index_range(self, coords: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
@@ -87,19 +118,29 @@ class Canvas:
         i1 = int(np.ceil((hi - coords[0]) / step)) + 1
         return max(i0, 0), min(i1, len(coords))
 
-    def box(self, lo: Sequence[float], hi: Sequence[float]):
-        """Index slices (k, j, i) of the grid part inside the LPS box [lo, hi] (mm), or None."""
+    def box(self, lo: Sequence[float], hi: Sequence[float], scanner_frame: bool = False):
+        """Index slices (k, j, i) of the grid part holding the box [lo, hi] (mm) of the body frame
+        (of the scanner's LPS frame with ``scanner_frame``), or None."""
+        y_lo, y_hi = lo[1], hi[1]
+        if self.bend is not None and not scanner_frame:
+            least, most = self.bend.shift_range(lo[2], hi[2])
+            y_lo, y_hi = y_lo - most, y_hi - least
         i0, i1 = self._index_range(self.x, lo[0], hi[0])
-        j0, j1 = self._index_range(self.y, lo[1], hi[1])
+        j0, j1 = self._index_range(self.y, y_lo, y_hi)
         k0, k1 = self._index_range(self.z, lo[2], hi[2])
         if i0 >= i1 or j0 >= j1 or k0 >= k1:
             return None
         return slice(k0, k1), slice(j0, j1), slice(i0, i1)
 
-    def coordinates(self, sl, deform: bool):
+    def coordinates(self, sl, deform: bool, scanner_frame: bool = False):
+        """Coordinates (mm) of the grid part ``sl`` in the body frame (broadcastable X, Y, Z; Y is
+        (K, J, 1) under a bend), or the scanner's LPS frame with ``scanner_frame``; ``deform`` applies the
+        elastic deformation."""
         X = self.x[sl[2]][None, None, :]
         Y = self.y[sl[1]][None, :, None]
         Z = self.z[sl[0]][:, None, None]
+        if self.bend is not None and not scanner_frame:
+            Y = Y + self.bend.shift(Z)
         if deform and self.deformation is not None:
             X, Y, Z = self.deformation.apply(X, Y, Z)
         return X, Y, Z
@@ -108,7 +149,7 @@ class Canvas:
     def paint(self, sdf: SDF, lo, hi, label: int, tissue: str, value: float | None = None,
               only_over: np.ndarray | None = None, deform: bool = False,
               peri_bit: int = 0, peri_margin_mm: float = 0.0,
-              texture: Callable | None = None) -> None:
+              texture: Callable | None = None, scanner_frame: bool = False) -> None:
         """Paint one shape.
 
         sdf: signed distance (mm) of the shape; lo, hi: its LPS bounding box (mm).
@@ -117,13 +158,14 @@ class Canvas:
         covered); the shape only covers voxels whose current label is allowed. deform: evaluate
         the SDF on elastically deformed coordinates. peri_bit/peri_margin_mm: flag the shell
         0 < d <= margin around the shape in ``peri`` (perivascular regions). texture: optional
-        f(X, Y, Z) -> additive intensity variation inside the shape.
+        f(X, Y, Z) -> additive intensity variation inside the shape. scanner_frame: the shape is
+        given in the scanner's frame, not the body's (what the body's bend does not move: the table).
         """
         pad = self.h + peri_margin_mm + (self.deformation.max_displacement_mm if (deform and self.deformation) else 0.0)
-        sl = self.box(np.asarray(lo) - pad, np.asarray(hi) + pad)
+        sl = self.box(np.asarray(lo) - pad, np.asarray(hi) + pad, scanner_frame)
         if sl is None:
             return
-        X, Y, Z = self.coordinates(sl, deform)
+        X, Y, Z = self.coordinates(sl, deform, scanner_frame)
         d = sdf(X, Y, Z)
         if peri_bit:
             shell = (d > 0) & (d <= peri_margin_mm)
@@ -173,6 +215,8 @@ class Canvas:
         Z = axes[0][:, None, None]
         Y = axes[1][None, :, None]
         X = axes[2][None, None, :]
+        if self.bend is not None:
+            Y = Y + self.bend.shift(Z)
         if deform and self.deformation is not None:
             X, Y, Z = self.deformation.apply(X, Y, Z)
         d = np.broadcast_to(sdf(X, Y, Z), tuple(len(a) for a in axes)).astype(np.float32)
