@@ -199,7 +199,8 @@ def test_the_body_bends_forward_below_the_chest_and_the_aorta_follows_the_spine(
     z = case.anatomy.ijk_to_lps[2, 3] + sz * np.arange(lab.shape[0])
     upper = int(np.argmin(np.abs(z - p["arch_top_z"] - 10)))  # above the bend (and clear of the heart)
     lower = 2  # near the scan's lowest slice
-    expected = float(sagittal_bend(p).shift(z[lower]) - sagittal_bend(p).shift(z[upper]))
+    bend = sagittal_bend(p)
+    expected = float(bend.shift(z[lower]) - bend.shift(z[upper]))
     assert expected >= 15, "seed 0 draws a bend that moves the lowest slice at least 15 mm forward"
     midline = np.abs(x) <= 5
 
@@ -208,7 +209,7 @@ def test_the_body_bends_forward_below_the_chest_and_the_aorta_follows_the_spine(
 
     def spine_y(k):  # centre of the vertebral body (bone and discs within 12 mm of the midline)
         j, i = np.nonzero(np.isin(lab[k], [L["vertebra"], L["intervertebral_disc"]]) & (np.abs(x) <= 12)[None, :]
-                          & (y < p["y_spine"] - float(sagittal_bend(p).shift(z[k])) + 12)[:, None])
+                          & (y < p["y_spine"] - float(bend.shift(z[k])) + 12)[:, None])
         return y[j].mean()
 
     def table_y(k):
@@ -223,7 +224,7 @@ def test_the_body_bends_forward_below_the_chest_and_the_aorta_follows_the_spine(
     # side for its front)
     aorta_y = lambda k: y[np.nonzero(lab[k] == L["aorta"])[0]].mean()
     hiatus = int(np.argmin(np.abs(z - (p["H"][2] - 40))))
-    assert aorta_y(hiatus) - aorta_y(lower) >= sagittal_bend(p).shift(z[lower]) - sagittal_bend(p).shift(z[hiatus])
+    assert aorta_y(hiatus) - aorta_y(lower) >= bend.shift(z[lower]) - bend.shift(z[hiatus])
 
 
 def test_whole_heart_labels_are_the_anatomy_structures(chest_cta):

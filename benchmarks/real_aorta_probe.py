@@ -68,7 +68,8 @@ def slanted_centres(centres_ji: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def aorta_probability(image, entry, net, device) -> np.ndarray:
-    """The network's aorta probability (0-1) on ``image`` (a region of the scan, HU), on the image's grid."""
+    """The network's aorta probability (float, 0-1; (K, J, I) on the image's grid) on ``image`` (a region of the
+    scan in HU), from the catalog ``entry``'s network ``net`` run by sliding window on ``device``."""
     from CardiacAI.inference import resample_labels_onto, sliding_window_logits
     from CardiacAI.segmentation import inference_window
     from CardiacAI.training.preprocessing import normalise_intensity, to_model_grid
@@ -115,11 +116,11 @@ def main(argv=None) -> int:
     body = body_mask_from_ct(image)[:LOWER_SLICES]
     spacing_ji = (image.spacing[1], image.spacing[0])
 
+    region = crop_image(image, REGION)  # its geometry; each probe fills in its own HU
+
     def probe(volume: np.ndarray, tube: np.ndarray) -> dict:
-        full = hu.copy()
-        full[:LOWER_SLICES] = volume
-        region = crop_image(image.with_array(np.clip(full, -1024, 3071).astype(np.int16)), REGION)
-        p = aorta_probability(region, entry, net, device)
+        hu_region = np.clip(volume[:, REGION[1], REGION[2]], -1024, 3071).astype(np.int16)
+        p = aorta_probability(region.with_array(hu_region), entry, net, device)
         per_slice = {k: float(np.median(p[k][tube[k, REGION[1], REGION[2]]])) for k in range(LOWER_SLICES)
                      if tube[k].any()}
         below = [v for k, v in per_slice.items() if k < BELOW_DIAPHRAGM_K]

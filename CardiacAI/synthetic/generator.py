@@ -197,10 +197,7 @@ def generate_case(seed: int, cfg: GeneratorConfig | None = None) -> SyntheticCas
     canvas = shapes.Canvas(x, y, z_render, antialias, background, intensity, deformation, bend)
     info = anatomy_mod.paint_anatomy(canvas, p)
     if bend is not None:  # the heart's box in the scanner's frame, for the motion blur
-        lo_h, hi_h = (np.array(c, float) for c in info["heart_box"])
-        least, most = bend.shift_range(lo_h[2], hi_h[2])
-        lo_h[1], hi_h[1] = lo_h[1] - most, hi_h[1] - least
-        info["heart_box"] = (lo_h, hi_h)
+        info["heart_box"] = bend.scanner_box(*info["heart_box"])
 
     # Back to the output grid: average sub-slices for the image, central sub-slice for labels.
     shape = (nz, ny, nx)

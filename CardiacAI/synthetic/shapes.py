@@ -67,6 +67,8 @@ class SagittalBend:
     quadratically over ``onset_mm`` below it, then linearly with ``slope`` (mm forward per mm down).
     On LIDC-IDRI-0001 and 0002 the vertebral bodies come forward 0.29-0.41 mm per mm down over the
     scans' lowest 100-120 mm, and the lower back lifts 34-36 mm off the table.
+
+    Raises ValueError for a negative slope or a non-positive onset.
     """
 
     def __init__(self, start_z: float, slope: float, onset_mm: float):
@@ -82,9 +84,13 @@ class SagittalBend:
         linear = np.float32(self.slope) * (u - np.float32(self.onset / 2))
         return np.where(u < self.onset, quadratic, linear).astype(np.float32)
 
-    def shift_range(self, z_lo: float, z_hi: float) -> tuple[float, float]:
-        """Smallest and largest shift (mm) over heights z_lo..z_hi (it falls monotonically with z)."""
-        return float(self.shift(z_hi)), float(self.shift(z_lo))
+    def scanner_box(self, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+        """The scanner-frame LPS box (lo, hi; mm) holding the body-frame box [lo, hi] (3 values each, mm): its
+        y range widened by the shifts over its heights (the shift falls monotonically with z)."""
+        lo, hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
+        least, most = float(self.shift(hi[2])), float(self.shift(lo[2]))
+        lo[1], hi[1] = lo[1] - most, hi[1] - least
+        return lo, hi
 
 
 class Canvas:
@@ -121,12 +127,10 @@ class Canvas:
     def box(self, lo: Sequence[float], hi: Sequence[float], scanner_frame: bool = False):
         """Index slices (k, j, i) of the grid part holding the box [lo, hi] (mm) of the body frame
         (of the scanner's LPS frame with ``scanner_frame``), or None."""
-        y_lo, y_hi = lo[1], hi[1]
         if self.bend is not None and not scanner_frame:
-            least, most = self.bend.shift_range(lo[2], hi[2])
-            y_lo, y_hi = y_lo - most, y_hi - least
+            lo, hi = self.bend.scanner_box(lo, hi)
         i0, i1 = self._index_range(self.x, lo[0], hi[0])
-        j0, j1 = self._index_range(self.y, y_lo, y_hi)
+        j0, j1 = self._index_range(self.y, lo[1], hi[1])
         k0, k1 = self._index_range(self.z, lo[2], hi[2])
         if i0 >= i1 or j0 >= j1 or k0 >= k1:
             return None
