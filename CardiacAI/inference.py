@@ -2,8 +2,9 @@
 and MONAI sliding-window inference with Gaussian blending, progress and cancel.
 
 Resampling happens here and nowhere else: the input CT is resampled (linear) onto a grid of the
-model's spacing covering the same physical extent, and the predicted labels are resampled back
-(nearest neighbour) onto the input grid, so the output label map has exactly the input geometry.
+model's spacing covering the same physical extent, and the predicted class probabilities are
+resampled back (trilinear, then argmax: :func:`labels_from_probabilities_onto`) onto the input grid,
+so the output label map has exactly the input geometry and boundaries finer than the model's voxels.
 """
 
 from __future__ import annotations
@@ -137,6 +138,60 @@ def resample_labels_onto(labelmap: Image, reference: Image) -> Image:
                         tuple(float(v) for v in reference.spacing),
                         tuple(float(v) for v in reference.direction.ravel()), 0.0, pixel_type)
     return reference.with_array(sitk.GetArrayFromImage(out), modality="", metadata={})
+
+
+def labels_from_probabilities_onto(probs: np.ndarray, grid: Image, reference: Image) -> np.ndarray:
+    """Label map on ``reference``'s grid from class probabilities on the model's grid ``grid``.
+
+    Each reference voxel gets the class whose probability, trilinearly interpolated at the voxel's
+    centre (LPS, mm), is largest: the same labels as resampling every class's probability onto the
+    reference grid and taking the argmax there, but computed only where it can differ from the
+    model-grid argmax. Where the 8 model voxels around a point share one label, every convex
+    combination of their probability vectors keeps that label, so those points take the
+    nearest-neighbour label; only points near a label boundary (a model voxel whose 3x3x3
+    neighbourhood holds more than one label) are interpolated. Why: a 2-3 mm artery is 2-3 voxels of
+    a 1 mm grid, and nearest-neighbour labels put its edge on that grid; resampled back onto a
+    0.7 mm grid, a perfect 1 x 1 x 2 mm prediction of an internal mammary artery scores Dice 0.80-0.84
+    with nearest-neighbour labels and 0.89-0.92 this way (generator test scans).
+
+    Parameters
+    ----------
+    probs: float array (C, K, J, I), class scores on ``grid`` (any scores whose argmax is the label).
+    grid: the model's grid (its array is ignored; its geometry places ``probs``).
+    reference: the grid to label (its array is ignored).
+
+    Returns
+    -------
+    uint8 array (K, J, I) of ``reference``'s shape; 0 outside ``grid``'s extent.
+
+    Raises
+    ------
+    InputError: ``probs`` is not (C, K, J, I) of ``grid``'s shape.
+    """
+    from scipy import ndimage
+
+    probs = np.asarray(probs)
+    if probs.ndim != 4 or probs.shape[1:] != grid.array.shape:
+        raise InputError(f"class scores of shape {probs.shape} do not match the model grid {grid.array.shape}")
+    model_labels = labels_from_probabilities(probs)
+    labels = resample_labels_onto(grid.with_array(model_labels), reference).array
+    boundary = ndimage.maximum_filter(model_labels, size=3) != ndimage.minimum_filter(model_labels, size=3)
+    near = resample_labels_onto(grid.with_array(boundary.astype(np.uint8)), reference).array.astype(bool)
+    if not near.any():
+        return labels
+    k, j, i = np.nonzero(near)
+    points = np.stack([i, j, k, np.ones_like(i)]).astype(np.float64)
+    model_ijk = np.linalg.solve(grid.ijk_to_lps, reference.ijk_to_lps @ points)[:3]
+    coords = model_ijk[::-1]  # (k, j, i) rows, the array's axis order
+    best = np.full(len(i), -np.inf, np.float32)
+    chosen = np.zeros(len(i), np.uint8)
+    for c in range(probs.shape[0]):
+        value = ndimage.map_coordinates(probs[c], coords, order=1, mode="nearest", prefilter=False)
+        better = value > best
+        chosen[better] = c
+        np.maximum(best, value, out=best)
+    labels[near] = chosen
+    return labels
 
 
 def sliding_window_logits(volume: np.ndarray, network, *, roi_size: Sequence[int], device: DeviceChoice,

@@ -13,8 +13,9 @@ keep every component above a minimum volume instead: the pulmonary veins (four s
 the aorta (ascending and descending aorta are separate when the field of view ends below the
 arch, as in most cardiac CT), and thin vessels (coronary sinus, internal mammary arteries), which
 partial-volume effects can break; thin vessels are never opened, closed or smoothed, so they stay
-thin. An internal mammary artery piece must also be at least 30 mm long: the artery runs 15-20 cm
-down the chest wall, and short bright pieces elsewhere are other vessels. Perivascular regions are
+thin. An internal mammary artery piece must also run at least 30 mm, together with the pieces within
+6 mm of it (the artery broken by partial volume): the artery runs 15-20 cm down the chest wall, and
+short bright pieces elsewhere are other vessels. Perivascular regions are
 derived from their vessels (:mod:`CardiacAI.perivascular`) and are left alone here.
 
 Presence (:func:`structure_presence`): a structure outside the field of view is reported as absent
@@ -101,7 +102,8 @@ def _keep_largest_in_place(out: np.ndarray, boxes, structure: np.ndarray) -> Non
 
 def remove_small_components(labelmap: np.ndarray, values: Iterable[int] | None, spacing_ijk,
                             min_volume_mm3: float | Mapping[int, float], *, connectivity: int = 3,
-                            min_extent_mm: Mapping[int, float] | None = None) -> np.ndarray:
+                            min_extent_mm: Mapping[int, float] | None = None,
+                            gap_mm: Mapping[int, float] | None = None) -> np.ndarray:
     """Remove connected components smaller than a volume, keeping all larger ones (thin vessels).
 
     Parameters
@@ -114,6 +116,8 @@ def remove_small_components(labelmap: np.ndarray, values: Iterable[int] | None, 
     connectivity: 1, 2 or 3 (26-neighbourhood, default).
     min_extent_mm: value -> mm: a component of that value is also removed when its bounding box is
         shorter than this on every axis (a vessel piece too short to be that vessel).
+    gap_mm: value -> mm: for ``min_extent_mm``, the bounding box is that of all the value's pieces
+        within this distance of each other (a vessel broken by partial volume measured whole).
 
     Returns a new array; removed voxels become 0.
 
@@ -121,7 +125,7 @@ def remove_small_components(labelmap: np.ndarray, values: Iterable[int] | None, 
     """
     out = _checked_copy(labelmap)
     _remove_small_in_place(out, _boxes(out, values), spacing_ijk, min_volume_mm3, _structure(connectivity),
-                           min_extent_mm)
+                           min_extent_mm, gap_mm)
     return out
 
 
@@ -156,7 +160,8 @@ def keep_components_overlapping(labelmap: np.ndarray, region: tuple[slice, slice
 
 
 def _remove_small_in_place(out: np.ndarray, boxes, spacing_ijk, min_volume_mm3, structure: np.ndarray,
-                           min_extent_mm: Mapping[int, float] | None = None) -> None:
+                           min_extent_mm: Mapping[int, float] | None = None,
+                           gap_mm: Mapping[int, float] | None = None) -> None:
     voxel_mm3 = float(np.prod(_spacing(spacing_ijk)))
     spacing_kji = np.asarray(_spacing(spacing_ijk), float)[::-1]
     for value, box in boxes:
@@ -176,12 +181,33 @@ def _remove_small_in_place(out: np.ndarray, boxes, spacing_ijk, min_volume_mm3, 
         sizes_mm3 = np.bincount(components.ravel()) * voxel_mm3
         small = sizes_mm3 < limit
         if min_extent_mm and value in min_extent_mm:
-            for n, sl in enumerate(ndi.find_objects(components), start=1):
-                extent = max((s.stop - s.start) * d for s, d in zip(sl, spacing_kji))
-                small[n] |= extent < float(min_extent_mm[value])
+            runs = _runs(components, count, mask, spacing_kji, (gap_mm or {}).get(value, 0.0))
+            small[1:] |= runs < float(min_extent_mm[value])
         small[0] = False
         if small.any():
             sub[small[components]] = 0
+
+
+def _runs(components: np.ndarray, count: int, mask: np.ndarray, spacing_kji: np.ndarray, gap_mm: float) -> np.ndarray:
+    """The run (mm, the longest side of the bounding box) of each component 1..count of ``components``,
+    taken over the pieces of ``mask`` that lie within ``gap_mm`` of each other (a thin vessel broken by
+    partial volume counts as one vessel): float array (count,)."""
+    boxes = ndi.find_objects(components)
+    if gap_mm > 0:
+        # a dilation by half the gap joins pieces up to the gap apart
+        half = np.ogrid[tuple(slice(-r, r + 1) for r in np.ceil(gap_mm / 2 / spacing_kji).astype(int))]
+        half_ball = sum((g * d) ** 2 for g, d in zip(half, spacing_kji)) <= (gap_mm / 2) ** 2
+        groups, _ = ndi.label(ndi.binary_dilation(mask, half_ball), structure=np.ones((3, 3, 3), bool))
+        group_of = np.zeros(count + 1, int)
+        group_of[components[mask]] = groups[mask]
+        lo = np.full((group_of.max() + 1, 3), np.iinfo(np.int64).max)
+        hi = np.zeros((group_of.max() + 1, 3), np.int64)
+        for n, sl in enumerate(boxes, start=1):
+            g = group_of[n]
+            lo[g] = np.minimum(lo[g], [s.start for s in sl])
+            hi[g] = np.maximum(hi[g], [s.stop for s in sl])
+        return np.array([np.max((hi[g] - lo[g]) * spacing_kji) for g in group_of[1:]], float)
+    return np.array([max((s.stop - s.start) * d for s, d in zip(sl, spacing_kji)) for sl in boxes], float)
 
 
 def fill_holes(labelmap: np.ndarray, values: Iterable[int] | None = None) -> np.ndarray:
@@ -228,6 +254,10 @@ def _fill_holes_in_place(out: np.ndarray, boxes) -> None:
 #: keeps every component of at least that volume; ("none",) leaves the structure alone. Thresholds
 #: are far below the smallest real piece (a 1-cm stretch of a 2-mm IMA is 31 mm³; one 2.5-mm
 #: slice of a 20-mm descending aorta is 785 mm³) and well above isolated mis-classified voxels.
+#: Pieces of an internal mammary artery this close (mm) count as one artery for its 30 mm run: partial
+#: volume breaks a 2-3 mm artery on 2-2.5 mm slices, and its pieces line up along the chest wall.
+IMA_GAP_MM = 6.0
+
 ANATOMY_RULES: dict[str, tuple] = {
     "pulmonary_veins": ("components", 100.0),
     "left_atrium": ("largest",),
@@ -241,8 +271,8 @@ ANATOMY_RULES: dict[str, tuple] = {
     "pulmonary_artery": ("largest",),
     # an IMA runs 15-20 cm down the chest wall; a short bright piece elsewhere (an intercostal or
     # abdominal vessel) is not one, even when the network calls it so
-    "left_internal_mammary_artery": ("elongated", 10.0, 30.0),
-    "right_internal_mammary_artery": ("elongated", 10.0, 30.0),
+    "left_internal_mammary_artery": ("elongated", 10.0, 30.0, IMA_GAP_MM),
+    "right_internal_mammary_artery": ("elongated", 10.0, 30.0, IMA_GAP_MM),
     "peri_ima_region": ("none",),
     "periaortic_region": ("none",),
 }
@@ -261,22 +291,25 @@ def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
         ("components", 10.0). Rules: ("largest",) keeps the largest connected component;
         ("components", mm3) every component of at least mm3; ("elongated", mm3, mm) every component
         of at least mm3 whose bounding box is at least mm long on some axis (a vessel's run);
+        ("elongated", mm3, mm, gap_mm) the same, the run measured over all the structure's pieces
+        that lie within gap_mm of each other (a thin vessel broken by partial volume is one vessel);
         ("none",) leaves the structure alone.
 
     Hole filling (:func:`fill_holes`) follows for every structure whose rule is not ("none",).
     """
     table = dict(ANATOMY_RULES)
     table.update(rules or {})
-    largest, minimum, min_extent, fill = [], {}, {}, []
+    largest, minimum, min_extent, gap, fill = [], {}, {}, {}, []
     for structure in label_set.structures:
         rule = table.get(structure.key, ("components", 10.0))
         if rule[0] == "largest":
             largest.append(structure.value)
         elif rule[0] == "components":
             minimum[structure.value] = float(rule[1])
-        elif rule[0] == "elongated" and len(rule) == 3:
+        elif rule[0] == "elongated" and len(rule) in (3, 4):
             minimum[structure.value] = float(rule[1])
             min_extent[structure.value] = float(rule[2])
+            gap[structure.value] = float(rule[3]) if len(rule) == 4 else 0.0
         elif rule[0] != "none":
             raise InputError(f"unknown post-processing rule {rule!r} for '{structure.key}'",
                              "use ('largest',), ('components', mm3), ('elongated', mm3, mm) or ('none',)")
@@ -289,7 +322,7 @@ def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
     boxes = dict(_boxes(out, None))
     _keep_largest_in_place(out, [(v, boxes[v]) for v in sorted(set(largest)) if v in boxes], _structure(3))
     _remove_small_in_place(out, [(v, boxes[v]) for v in sorted(minimum) if v in boxes], spacing_ijk, minimum,
-                           _structure(3), min_extent)
+                           _structure(3), min_extent, gap)
     changed = set(largest) | set(minimum)
     fill_boxes = []
     for value in sorted(set(fill)):

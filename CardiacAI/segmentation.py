@@ -40,7 +40,7 @@ from .inference import (
     ProgressCallback,
     choose_device,
     labels_from_probabilities,
-    resample_labels_onto,
+    labels_from_probabilities_onto,
     sliding_window_logits,
 )
 from .io.atomic import atomic_output
@@ -121,21 +121,35 @@ def predict_labels(image: Image, entry, network, device, *, progress: ProgressCa
                    cancel: threading.Event | None = None, progress_range=(0.0, 1.0)) -> Image:
     """Run one catalog model on ``image`` and return its label map on ``image``'s grid (uint8).
 
-    :func:`predict_model_grid_labels`, then nearest-neighbour resampling back onto the input grid.
+    :func:`predict_model_grid_probabilities`, then the class probabilities trilinearly resampled
+    onto the input grid and their argmax (:func:`CardiacAI.inference.labels_from_probabilities_onto`).
     Raises :class:`OperationCancelled` when ``cancel`` is set.
     """
-    return resample_labels_onto(predict_model_grid_labels(image, entry, network, device, progress=progress,
-                                                          cancel=cancel, progress_range=progress_range), image)
+    grid, probs = predict_model_grid_probabilities(image, entry, network, device, progress=progress,
+                                                   cancel=cancel, progress_range=progress_range)
+    return image.with_array(labels_from_probabilities_onto(probs, grid, image), modality="", metadata={})
 
 
 def predict_model_grid_labels(image: Image, entry, network, device, *, progress: ProgressCallback | None = None,
                               cancel: threading.Event | None = None, progress_range=(0.0, 1.0)) -> Image:
-    """Run one catalog model on ``image`` and return its label map (uint8) on the model's own grid.
+    """Run one catalog model on ``image`` and return its label map (uint8) on the model's own grid
+    (the argmax of :func:`predict_model_grid_probabilities`; same geometry)."""
+    grid, probs = predict_model_grid_probabilities(image, entry, network, device, progress=progress,
+                                                   cancel=cancel, progress_range=progress_range)
+    return grid.with_array(labels_from_probabilities(probs), modality="", metadata={})
+
+
+def predict_model_grid_probabilities(image: Image, entry, network, device, *,
+                                     progress: ProgressCallback | None = None,
+                                     cancel: threading.Event | None = None,
+                                     progress_range=(0.0, 1.0)) -> tuple[Image, np.ndarray]:
+    """Run one catalog model on ``image``: (the model's grid, softmax probabilities on it).
 
     Applies the model card's preprocessing exactly as training did (reorient to the identity LPS
     direction, resample to the model spacing, clip/normalise HU), then sliding-window inference with
-    Gaussian blending and argmax. The returned image has the identity LPS direction and the model's
-    spacing (mm) and covers the same patient space as ``image``; its array is (K, J, I) of that grid.
+    Gaussian blending. The grid image (its array the resampled CT) has the identity LPS direction and
+    the model's spacing (mm) and covers the same patient space as ``image``; the probabilities are a
+    float32 array (C, K, J, I) of that grid, C the label set's values including background.
     Raises :class:`OperationCancelled` when ``cancel`` is set.
     """
     from .training.preprocessing import normalise_intensity, to_model_grid
@@ -147,7 +161,7 @@ def predict_model_grid_labels(image: Image, entry, network, device, *, progress:
     probs = sliding_window_logits(volume, network, roi_size=window, device=device,
                                   overlap=float(entry.card["input"].get("sliding_window_overlap", 0.25)),
                                   progress=progress, cancel=cancel, progress_range=progress_range)
-    return grid.with_array(labels_from_probabilities(probs), modality="", metadata={})
+    return grid, probs
 
 
 def heart_region(labels: np.ndarray) -> np.ndarray:

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from CardiacAI.errors import OperationCancelled
+from CardiacAI.errors import InputError, OperationCancelled
 from CardiacAI.image import Image
 from CardiacAI.inference import (
     choose_device,
+    labels_from_probabilities,
+    labels_from_probabilities_onto,
     resample_labels_onto,
     resample_to_spacing,
     sliding_window_logits,
@@ -56,6 +58,60 @@ def test_labels_come_back_on_the_exact_input_grid():
     assert back.same_geometry(image)
     dice = 2 * np.logical_and(back.array == 1, ball).sum() / ((back.array == 1).sum() + ball.sum())
     assert dice > 0.9
+
+
+def test_probabilities_come_back_as_the_argmax_of_their_trilinear_resampling():
+    """labels_from_probabilities_onto interpolates only near label boundaries; the result must be
+    exactly the argmax of every class's probability resampled (trilinear) onto the input grid."""
+    import SimpleITK as sitk
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(3)
+    raw = ndi.gaussian_filter(rng.random((4, 20, 30, 25)), (0, 2, 2, 2))
+    probs = (raw / raw.sum(0)).astype(np.float32)
+    grid = Image(np.zeros((20, 30, 25), np.float32), spacing=(1, 1, 2), origin=(0, 0, 0), direction=np.eye(3))
+    reference = Image(np.zeros((55, 40, 36), np.int16), spacing=(0.7, 0.7, 0.75), origin=(23.7, 0.2, 0.3),
+                      direction=np.diag([-1.0, 1.0, 1.0]) @ _oblique())
+    labels = labels_from_probabilities_onto(probs, grid, reference)
+    resampled = []
+    for c in range(4):
+        out = sitk.Resample(grid.with_array(probs[c]).to_sitk(), [int(n) for n in reference.shape_ijk],
+                            sitk.Transform(), sitk.sitkLinear, tuple(reference.origin), tuple(reference.spacing),
+                            tuple(reference.direction.ravel()), -1.0)
+        resampled.append(sitk.GetArrayFromImage(out))
+    resampled = np.stack(resampled)
+    inside = resampled[0] >= 0
+    assert labels.shape == reference.array.shape and 0.5 < inside.mean() < 1
+    assert len(np.unique(labels[inside])) == 4
+    np.testing.assert_array_equal(labels[inside], labels_from_probabilities(resampled)[inside])
+
+
+def test_a_thin_artery_keeps_its_width_between_model_voxels():
+    """A 2.4 mm artery predicted on a 1 x 1 x 2 mm grid comes back onto a 0.7 mm grid with its edge
+    between the model's voxels: Dice >= 0.9 against the true artery (nearest-neighbour labels: 0.79).
+    The artery runs slightly oblique, so it crosses the grids at every sub-voxel offset."""
+    radius = 1.2
+
+    def artery_distance(image):
+        k, j, i = np.indices(image.array.shape)
+        x, y, z, _ = image.ijk_to_lps @ np.stack([i.ravel(), j.ravel(), k.ravel(), np.ones(i.size)])
+        return np.hypot(x - (8 + 0.15 * z), y - (7 + 0.1 * z)).reshape(image.array.shape)
+
+    grid = Image(np.zeros((40, 24, 24), np.float32), spacing=(1, 1, 2), origin=(0, 0, 0), direction=np.eye(3))
+    probability = 1 / (1 + np.exp((artery_distance(grid) - radius) / 0.3))  # a calibrated network's score
+    probs = np.stack([1 - probability, probability]).astype(np.float32)
+    reference = Image(np.zeros((32, 34, 34), np.int16), spacing=(0.7, 0.7, 2.5), origin=(0, 0, 0),
+                      direction=np.eye(3))
+    truth = artery_distance(reference) <= radius
+
+    def dice(labels):
+        return 2 * np.sum((labels == 1) & truth) / (np.sum(labels == 1) + truth.sum())
+
+    assert dice(labels_from_probabilities_onto(probs, grid, reference)) >= 0.9
+    nearest = resample_labels_onto(grid.with_array(labels_from_probabilities(probs)), reference).array
+    assert dice(nearest) < 0.85  # what the finer edge is for
+    with pytest.raises(InputError, match="do not match the model grid"):
+        labels_from_probabilities_onto(probs[:, :5], grid, reference)
 
 
 class _ThresholdNet(torch.nn.Module):

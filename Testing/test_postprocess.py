@@ -132,6 +132,26 @@ def test_ima_pieces_too_short_to_be_the_artery_are_removed():
         clean_labelmap(labelmap, labels, SPACING_IJK, rules={"aorta": ("elongated", 10.0)})
 
 
+def test_an_ima_broken_by_partial_volume_counts_as_one_artery():
+    """Pieces of an IMA a few mm apart along the chest wall are one artery for the 30 mm rule; the same
+    short pieces far apart are two short bright vessels and go."""
+    labels = get_label_set("ima-aorta")
+    lima = {s.key: s.value for s in labels.structures}["left_internal_mammary_artery"]
+    labelmap = np.zeros((60, 40, 40), np.uint8)  # SPACING_IJK: slices 2.5 mm apart
+    labelmap[2:10, 10:12, 10:12] = lima   # 20 mm long, 2 voxels wide
+    labelmap[12:20, 10:12, 11:13] = lima  # 20 mm, two slices (5 mm) further down: together a 45 mm run
+    labelmap[30:38, 30:32, 30:32] = lima  # 20 mm
+    labelmap[46:54, 30:32, 30:32] = lima  # 20 mm, 20 mm further down: not the same artery
+    out = clean_labelmap(labelmap, labels, SPACING_IJK)
+    expected = np.zeros(labelmap.shape, bool)
+    expected[2:10, 10:12, 10:12] = expected[12:20, 10:12, 11:13] = True
+    assert np.array_equal(out == lima, expected)
+    # without the gap rule each 20 mm piece is too short
+    no_gap = clean_labelmap(labelmap, labels, SPACING_IJK,
+                            rules={"left_internal_mammary_artery": ("elongated", 10.0, 30.0)})
+    assert not (no_gap == lima).any()
+
+
 def _phantom_ct(shape=(30, 96, 96), padding=True):
     """A body ellipse (40 HU) with two lungs (-850 HU), a table below it, air around, padded circle."""
     _, j, i = np.indices(shape, dtype=float)
@@ -293,9 +313,12 @@ def test_clean_labelmap_equals_its_three_steps_in_turn():
                        if ANATOMY_RULES[s.key][0] in ("components", "elongated")}
             extent = {s.value: ANATOMY_RULES[s.key][2] for s in labels.structures
                       if ANATOMY_RULES[s.key][0] == "elongated"}
+            gap = {s.value: ANATOMY_RULES[s.key][3] for s in labels.structures
+                   if ANATOMY_RULES[s.key][0] == "elongated" and len(ANATOMY_RULES[s.key]) == 4}
             fill = [s.value for s in labels.structures if ANATOMY_RULES[s.key][0] != "none"]
             expected = fill_holes(remove_small_components(keep_largest_component(labelmap, largest), list(minimum),
-                                                          SPACING_IJK, minimum, min_extent_mm=extent), fill)
+                                                          SPACING_IJK, minimum, min_extent_mm=extent, gap_mm=gap),
+                                  fill)
             result = clean_labelmap(labelmap, labels, SPACING_IJK)
             np.testing.assert_array_equal(result, expected)
             assert not np.array_equal(result, labelmap)  # the rules did something
