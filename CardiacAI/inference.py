@@ -148,8 +148,7 @@ def labels_from_probabilities_onto(probs: np.ndarray, grid: Image, reference: Im
     reference grid and taking the argmax there, but computed only where it can differ from the
     model-grid argmax. Where the 8 model voxels around a point share one label, every convex
     combination of their probability vectors keeps that label, so those points take the
-    nearest-neighbour label; only points near a label boundary (a model voxel whose 3x3x3
-    neighbourhood holds more than one label) are interpolated. Why: a 2-3 mm artery is 2-3 voxels of
+    nearest-neighbour label; only the points whose 8 model voxels disagree are interpolated. Why: a 2-3 mm artery is 2-3 voxels of
     a 1 mm grid, and nearest-neighbour labels put its edge on that grid; resampled back onto a
     0.7 mm grid, a perfect 1 x 1 x 2 mm prediction of an internal mammary artery scores Dice 0.80-0.84
     with nearest-neighbour labels and 0.89-0.92 this way (generator test scans).
@@ -174,23 +173,42 @@ def labels_from_probabilities_onto(probs: np.ndarray, grid: Image, reference: Im
     if probs.ndim != 4 or probs.shape[1:] != grid.array.shape:
         raise InputError(f"class scores of shape {probs.shape} do not match the model grid {grid.array.shape}")
     model_labels = labels_from_probabilities(probs)
-    labels = resample_labels_onto(grid.with_array(model_labels), reference).array
-    boundary = ndimage.maximum_filter(model_labels, size=3) != ndimage.minimum_filter(model_labels, size=3)
-    near = resample_labels_onto(grid.with_array(boundary.astype(np.uint8)), reference).array.astype(bool)
+    # One nearest-neighbour resampling carries both the label (low byte) and whether the model voxel
+    # has another label in its 3x3x3 neighbourhood (bit 8), which holds the 8 voxels around any point
+    # whose nearest voxel it is.
+    tagged = model_labels.astype(np.uint16)
+    found = ndimage.find_objects((model_labels > 0).view(np.uint8))
+    if found and found[0] is not None:  # background only has no boundary: filter the labels' box alone
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in found[0])
+        inside = model_labels[box]
+        tagged[box][ndimage.maximum_filter(inside, size=3) != ndimage.minimum_filter(inside, size=3)] |= 256
+    resampled = resample_labels_onto(grid.with_array(tagged), reference).array
+    labels = (resampled & 255).astype(np.uint8)
+    near = resampled >= 256
     if not near.any():
         return labels
     k, j, i = np.nonzero(near)
-    points = np.stack([i, j, k, np.ones_like(i)]).astype(np.float64)
-    model_ijk = np.linalg.solve(grid.ijk_to_lps, reference.ijk_to_lps @ points)[:3]
-    coords = model_ijk[::-1]  # (k, j, i) rows, the array's axis order
-    best = np.full(len(i), -np.inf, np.float32)
-    chosen = np.zeros(len(i), np.uint8)
+    to_model = np.linalg.inv(grid.ijk_to_lps) @ reference.ijk_to_lps
+    coords = (to_model[:3, :3] @ np.stack([i, j, k]) + to_model[:3, 3:])[::-1]  # model (k, j, i) rows
+    # Only points whose 8 surrounding model voxels disagree can differ from the nearest label.
+    top = np.array(model_labels.shape)[:, None] - 1
+    low = np.clip(np.floor(coords).astype(np.intp), 0, top)
+    high = np.minimum(low + 1, top)
+    first = model_labels[low[0], low[1], low[2]]
+    mixed = np.zeros(len(i), bool)
+    for kk, jj, ii in ((low[0], low[1], high[2]), (low[0], high[1], low[2]), (low[0], high[1], high[2]),
+                       (high[0], low[1], low[2]), (high[0], low[1], high[2]), (high[0], high[1], low[2]),
+                       (high[0], high[1], high[2])):
+        mixed |= model_labels[kk, jj, ii] != first
+    coords = coords[:, mixed]
+    best = np.full(coords.shape[1], -np.inf, np.float32)
+    chosen = np.zeros(coords.shape[1], np.uint8)
     for c in range(probs.shape[0]):
         value = ndimage.map_coordinates(probs[c], coords, order=1, mode="nearest", prefilter=False)
         better = value > best
         chosen[better] = c
         np.maximum(best, value, out=best)
-    labels[near] = chosen
+    labels[k[mixed], j[mixed], i[mixed]] = chosen
     return labels
 
 
