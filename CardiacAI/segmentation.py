@@ -517,8 +517,11 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         presence.update(structure_presence(image.with_array(labels), label_set, image, min_volume_ml=min_volume_ml,
                                            keys=[s.key for s in label_set.structures if s.derived_from]))
     labelmap = image.with_array(labels.astype(np.uint8), modality="", metadata={"task": task})
-    measurements = measure_structures(region, crop_image(labelmap, box) if box is not None else labelmap,
-                                      label_set, presence)
+    # The perivascular regions reach up to one vessel diameter beyond the region the network ran on:
+    # measure them on the whole grid (each structure is still measured inside its own bounding box).
+    derived = any(s.derived_from for s in label_set.structures)
+    measurements = (measure_structures(image, labelmap, label_set, presence) if box is None or derived
+                    else measure_structures(region, crop_image(labelmap, box), label_set, presence))
     timings["postprocess_s"] += time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
     report(1.0, "done")

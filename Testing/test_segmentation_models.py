@@ -110,3 +110,8 @@ def test_ima_aorta_on_real_contrast_ct(lidc1_image):
     for key in ("left_internal_mammary_artery", "right_internal_mammary_artery", "peri_ima_region"):
         p = result.presence[key]
         assert p.present or p.reason  # an absent structure always says why
+    # measurements.csv counts every voxel of the label map, the periaortic region beyond the midline band included
+    assert result.run["stages"][-1]["region"] == "midline band"
+    for row in result.measurements:
+        voxels = np.count_nonzero(lab == row["value"])
+        assert row["volume_ml"] == pytest.approx(voxels * lidc1_image.voxel_volume_ml, abs=1e-3), row["key"]
