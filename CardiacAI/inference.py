@@ -148,10 +148,11 @@ def labels_from_probabilities_onto(probs: np.ndarray, grid: Image, reference: Im
     reference grid and taking the argmax there, but computed only where it can differ from the
     model-grid argmax. Where the 8 model voxels around a point share one label, every convex
     combination of their probability vectors keeps that label, so those points take the
-    nearest-neighbour label; only the points whose 8 model voxels disagree are interpolated. Why: a 2-3 mm artery is 2-3 voxels of
-    a 1 mm grid, and nearest-neighbour labels put its edge on that grid; resampled back onto a
-    0.7 mm grid, a perfect 1 x 1 x 2 mm prediction of an internal mammary artery scores Dice 0.80-0.84
-    with nearest-neighbour labels and 0.89-0.92 this way (generator test scans).
+    nearest-neighbour label; only the points whose 8 model voxels disagree are interpolated.
+    Why: a 2-3 mm artery is 2-3 voxels of a 1 mm grid, and nearest-neighbour labels put its edge on
+    that grid; resampled back onto a 0.7 mm grid, a perfect 1 x 1 x 2 mm prediction of an internal
+    mammary artery scores Dice 0.80-0.84 with nearest-neighbour labels and 0.89-0.92 this way
+    (generator tuning scans, ``benchmarks/resampling_ceiling.py``).
 
     Parameters
     ----------
