@@ -10,6 +10,7 @@ so the output label map has exactly the input geometry and boundaries finer than
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 import threading
@@ -197,9 +198,8 @@ def labels_from_probabilities_onto(probs: np.ndarray, grid: Image, reference: Im
     high = np.minimum(low + 1, top)
     first = model_labels[low[0], low[1], low[2]]
     mixed = np.zeros(len(i), bool)
-    for kk, jj, ii in ((low[0], low[1], high[2]), (low[0], high[1], low[2]), (low[0], high[1], high[2]),
-                       (high[0], low[1], low[2]), (high[0], low[1], high[2]), (high[0], high[1], low[2]),
-                       (high[0], high[1], high[2])):
+    corners = itertools.product((low[0], high[0]), (low[1], high[1]), (low[2], high[2]))
+    for kk, jj, ii in itertools.islice(corners, 1, None):  # the first corner is ``first``
         mixed |= model_labels[kk, jj, ii] != first
     coords = coords[:, mixed]
     best = np.full(coords.shape[1], -np.inf, np.float32)

@@ -192,22 +192,21 @@ def _runs(components: np.ndarray, count: int, mask: np.ndarray, spacing_kji: np.
     """The run (mm, the longest side of the bounding box) of each component 1..count of ``components``,
     taken over the pieces of ``mask`` that lie within ``gap_mm`` of each other (a thin vessel broken by
     partial volume counts as one vessel): float array (count,)."""
-    boxes = ndi.find_objects(components)
-    if gap_mm > 0:
-        # a dilation by half the gap joins pieces up to the gap apart
-        half = np.ogrid[tuple(slice(-r, r + 1) for r in np.ceil(gap_mm / 2 / spacing_kji).astype(int))]
-        half_ball = sum((g * d) ** 2 for g, d in zip(half, spacing_kji)) <= (gap_mm / 2) ** 2
-        groups, _ = ndi.label(ndi.binary_dilation(mask, half_ball), structure=np.ones((3, 3, 3), bool))
-        group_of = np.zeros(count + 1, int)
-        group_of[components[mask]] = groups[mask]
-        lo = np.full((group_of.max() + 1, 3), np.iinfo(np.int64).max)
-        hi = np.zeros((group_of.max() + 1, 3), np.int64)
-        for n, sl in enumerate(boxes, start=1):
-            g = group_of[n]
-            lo[g] = np.minimum(lo[g], [s.start for s in sl])
-            hi[g] = np.maximum(hi[g], [s.stop for s in sl])
-        return np.array([np.max((hi[g] - lo[g]) * spacing_kji) for g in group_of[1:]], float)
-    return np.array([max((s.stop - s.start) * d for s, d in zip(sl, spacing_kji)) for sl in boxes], float)
+
+    def run(box) -> float:
+        return max((s.stop - s.start) * d for s, d in zip(box, spacing_kji))
+
+    if gap_mm <= 0:
+        return np.array([run(box) for box in ndi.find_objects(components)], float)
+    # a dilation by half the gap joins pieces up to the gap apart; each group's box is that of its pieces
+    half = np.ogrid[tuple(slice(-r, r + 1) for r in np.ceil(gap_mm / 2 / spacing_kji).astype(int))]
+    half_ball = sum((g * d) ** 2 for g, d in zip(half, spacing_kji)) <= (gap_mm / 2) ** 2
+    groups, _ = ndi.label(ndi.binary_dilation(mask, half_ball), structure=np.ones((3, 3, 3), bool))
+    groups[~mask] = 0
+    group_runs = np.array([0.0] + [run(box) for box in ndi.find_objects(groups)], float)
+    group_of = np.zeros(count + 1, int)
+    group_of[components[mask]] = groups[mask]
+    return group_runs[group_of[1:]]
 
 
 def fill_holes(labelmap: np.ndarray, values: Iterable[int] | None = None) -> np.ndarray:
@@ -312,7 +311,7 @@ def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
             gap[structure.value] = float(rule[3]) if len(rule) == 4 else 0.0
         elif rule[0] != "none":
             raise InputError(f"unknown post-processing rule {rule!r} for '{structure.key}'",
-                             "use ('largest',), ('components', mm3), ('elongated', mm3, mm) or ('none',)")
+                             "use ('largest',), ('components', mm3), ('elongated', mm3, mm[, gap_mm]) or ('none',)")
         if rule[0] != "none":
             fill.append(structure.value)
     # The three steps of keep_largest_component, remove_small_components and fill_holes on one

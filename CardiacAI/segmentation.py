@@ -509,7 +509,8 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     rejected = [s.value for s in label_set.structures if not presence[s.key].present and presence[s.key].volume_ml > 0]
     if rejected:
         labels[roi][np.isin(labels[roi], rejected)] = 0
-    if any(s.derived_from for s in label_set.structures):
+    derived = any(s.derived_from for s in label_set.structures)
+    if derived:
         # derived regions follow the vessels as they now are; their presence is judged on the result
         if body_full is None:  # the perivascular regions need the body on the whole grid
             body_full = body_mask_from_ct(image)
@@ -519,7 +520,6 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     labelmap = image.with_array(labels.astype(np.uint8), modality="", metadata={"task": task})
     # The perivascular regions reach up to one vessel diameter beyond the region the network ran on:
     # measure them on the whole grid (each structure is still measured inside its own bounding box).
-    derived = any(s.derived_from for s in label_set.structures)
     measurements = (measure_structures(image, labelmap, label_set, presence) if box is None or derived
                     else measure_structures(region, crop_image(labelmap, box), label_set, presence))
     timings["postprocess_s"] += time.perf_counter() - t
