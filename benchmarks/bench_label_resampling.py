@@ -1,8 +1,8 @@
 """Benchmark: the cost of taking a model's labels back onto the scan's grid, both ways.
 
-Runs each task's default model once on a real CT (on the region the pipeline segments: the localised
-heart for the whole heart, the midline band for IMA/aorta), then times, alternating, on those
-probabilities:
+Runs each task's default model once on a real CT, on the region the pipeline segments (the localised
+heart for the whole heart, the midline band for IMA/aorta; read from a `segment` run's record), then
+times, alternating, on those probabilities:
 - "nearest": the model-grid argmax, nearest-neighbour resampled onto the scan's grid;
 - "trilinear": `CardiacAI.inference.labels_from_probabilities_onto` (what `segment` does).
 Prints the median and min/max of each over ``--repeats`` and how many voxels differ, with the machine.
@@ -27,41 +27,18 @@ from CardiacAI.inference import (
     resample_labels_onto,
 )
 from CardiacAI.io import read_image
-from CardiacAI.labels import get_label_set
 from CardiacAI.models import ModelCatalog
-from CardiacAI.postprocess import body_mask_from_ct
-from CardiacAI.segmentation import (
-    BODY_BOX_MARGIN_MM,
-    box_onto_grid,
-    crop_box_around,
-    crop_image,
-    load_network,
-    midline_band,
-    predict_model_grid_labels,
-    predict_model_grid_probabilities,
-    region_of_interest,
-)
+from CardiacAI.segmentation import crop_image, load_network, predict_model_grid_probabilities, segment
 
 from machine import machine_line  # benchmarks/machine.py
 
 DATA = Path(os.environ.get("CARDIACAI_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "chest-ct"
 
 
-def region(image, entry, catalog, device):
-    """The part of ``image`` the pipeline segments for ``entry`` (as `CardiacAI.segmentation.segment`)."""
-    if entry.localizer:
-        loc = catalog.get(entry.localizer["model"], entry.localizer.get("version"))
-        coarse = predict_model_grid_labels(image, loc, load_network(loc, device.device), device)
-        box = region_of_interest(coarse.array, get_label_set(entry.label_set), coarse.spacing,
-                                 float(entry.localizer.get("margin_mm", 20.0)), entry.localizer.get("max_size_mm"),
-                                 coarse.direction)
-        box = box_onto_grid(box, coarse, image)
-    else:
-        body = body_mask_from_ct(image)
-        box = crop_box_around(body, image.spacing, BODY_BOX_MARGIN_MM)
-        if entry.midline_band_mm:
-            box = midline_band(body, box, image.spacing, image.direction, entry.midline_band_mm)
-    return crop_image(image, box)
+def region(image, task):
+    """The part of ``image`` the pipeline segments for ``task``: the region its run record names."""
+    box = segment(image, task, prefer_gpu=False).run["stages"][-1]["region_kji"]
+    return image if box is None else crop_image(image, tuple(slice(lo, hi) for lo, hi in box))
 
 
 def main() -> None:
@@ -77,7 +54,7 @@ def main() -> None:
         image = read_image(DATA / case)
         for task in args.tasks:
             entry = catalog.default_for(task)
-            scan = region(image, entry, catalog, device)
+            scan = region(image, task)
             grid, probs = predict_model_grid_probabilities(scan, entry, load_network(entry, device.device), device)
             times = {"nearest": [], "trilinear": []}
             for _ in range(args.repeats):
