@@ -132,8 +132,9 @@ def predict_labels(image: Image, entry, network, device, *, progress: ProgressCa
 
 def predict_model_grid_labels(image: Image, entry, network, device, *, progress: ProgressCallback | None = None,
                               cancel: threading.Event | None = None, progress_range=(0.0, 1.0)) -> Image:
-    """Run one catalog model on ``image`` and return its label map (uint8) on the model's own grid
-    (the argmax of :func:`predict_model_grid_probabilities`; same geometry)."""
+    """Run one catalog model on ``image`` and return its label map on the model's own grid: the argmax of
+    :func:`predict_model_grid_probabilities` as a uint8 (K, J, I) array of that grid (identity LPS direction,
+    the model's spacing in mm). Raises :class:`OperationCancelled` when ``cancel`` is set."""
     grid, probs = predict_model_grid_probabilities(image, entry, network, device, progress=progress,
                                                    cancel=cancel, progress_range=progress_range)
     return grid.with_array(labels_from_probabilities(probs), modality="", metadata={})
