@@ -191,22 +191,75 @@ def _remove_small_in_place(out: np.ndarray, boxes, spacing_ijk, min_volume_mm3, 
 def _runs(components: np.ndarray, count: int, mask: np.ndarray, spacing_kji: np.ndarray, gap_mm: float) -> np.ndarray:
     """The run (mm, the longest side of the bounding box) of each component 1..count of ``components``,
     taken over the pieces of ``mask`` that lie within ``gap_mm`` of each other (a thin vessel broken by
-    partial volume counts as one vessel): float array (count,)."""
+    partial volume counts as one vessel): float array (count,).
 
-    def run(box) -> float:
-        return max((s.stop - s.start) * d for s, d in zip(box, spacing_kji))
+    Two pieces are within the gap when, each grown by a ball of half the gap, they touch or overlap
+    (26-neighbourhood). That is decided on the pieces' surface voxels alone, as pairs of voxels whose
+    offset lies in :func:`_gap_offsets`: an IMA's few hundred voxels in a box of ten million cost
+    milliseconds, where growing the whole box cost a second on a 512 x 512 x 261 scan."""
 
+    def run(lo, hi) -> float:
+        return float(max((b - a) * d for a, b, d in zip(lo, hi, spacing_kji)))
+
+    boxes = ndi.find_objects(components)
+    lo = np.array([[s.start for s in box] for box in boxes])
+    hi = np.array([[s.stop for s in box] for box in boxes])
     if gap_mm <= 0:
-        return np.array([run(box) for box in ndi.find_objects(components)], float)
-    # a dilation by half the gap joins pieces up to the gap apart; each group's box is that of its pieces
-    half = np.ogrid[tuple(slice(-r, r + 1) for r in np.ceil(gap_mm / 2 / spacing_kji).astype(int))]
-    half_ball = sum((g * d) ** 2 for g, d in zip(half, spacing_kji)) <= (gap_mm / 2) ** 2
-    groups, _ = ndi.label(ndi.binary_dilation(mask, half_ball), structure=np.ones((3, 3, 3), bool))
-    groups[~mask] = 0
-    group_runs = np.array([0.0] + [run(box) for box in ndi.find_objects(groups)], float)
-    group_of = np.zeros(count + 1, int)
-    group_of[components[mask]] = groups[mask]
-    return group_runs[group_of[1:]]
+        return np.array([run(a, b) for a, b in zip(lo, hi)], float)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    offsets = _gap_offsets(spacing_kji, gap_mm)
+    centre = np.array(offsets.shape) // 2
+    points = _surface_voxels(mask)
+    piece = components[tuple(points.T)]
+    # candidate pairs within the largest offset's length, kept where the offset itself is one
+    reach_mm = float(np.sqrt((((np.argwhere(offsets) - centre) * spacing_kji) ** 2).sum(axis=1).max()))
+    pairs = cKDTree(points * spacing_kji).query_pairs(reach_mm + 1e-6, output_type="ndarray")
+    pairs = pairs[piece[pairs[:, 0]] != piece[pairs[:, 1]]]
+    delta = np.abs(points[pairs[:, 0]] - points[pairs[:, 1]])
+    inside = np.all(delta <= centre, axis=1)
+    pairs, delta = pairs[inside], delta[inside]
+    pairs = pairs[offsets[tuple((centre + delta).T)]]
+    a, b = piece[pairs[:, 0]] - 1, piece[pairs[:, 1]] - 1
+    graph = coo_matrix((np.ones(len(a), bool), (a, b)), shape=(count, count))
+    _, group = connected_components(graph, directed=False)
+    group_lo = np.full((group.max() + 1, 3), np.iinfo(np.int64).max)
+    group_hi = np.zeros((group.max() + 1, 3), np.int64)
+    np.minimum.at(group_lo, group, lo)
+    np.maximum.at(group_hi, group, hi)
+    return np.array([run(group_lo[g], group_hi[g]) for g in group], float)
+
+
+def _gap_offsets(spacing_kji: np.ndarray, gap_mm: float) -> np.ndarray:
+    """Voxel offsets (k, j, i) at which two voxels, each grown by a ball of radius ``gap_mm`` / 2
+    (the grid points within that distance in mm), touch or overlap: a centred boolean array, symmetric
+    and closed under steps towards its centre (so a nearest pair of two pieces is found on their
+    surfaces)."""
+    radius = np.floor(gap_mm / 2 / spacing_kji + 1e-9).astype(int)
+    grid = np.ogrid[tuple(slice(-r, r + 1) for r in radius)]
+    ball = sum((g * d) ** 2 for g, d in zip(grid, spacing_kji)) <= (gap_mm / 2) ** 2
+    size = 2 * (2 * radius + 1) + 1  # ball + ball + one voxel, per axis
+    out = np.zeros(size, bool)
+    out[tuple(n // 2 for n in size)] = True
+    out = ndi.binary_dilation(out, ball)
+    out = ndi.binary_dilation(out, ball)
+    return ndi.binary_dilation(out, np.ones((3, 3, 3), bool))
+
+
+def _surface_voxels(mask: np.ndarray) -> np.ndarray:
+    """(n, 3) int indices (k, j, i) of the voxels of ``mask`` with a 6-neighbour outside it."""
+    padded = np.pad(mask, 1)
+    points = np.argwhere(mask)
+    at = points + 1
+    surface = np.zeros(len(points), bool)
+    for axis in range(3):
+        for step in (-1, 1):
+            near = at.copy()
+            near[:, axis] += step
+            surface |= ~padded[tuple(near.T)]
+    return points[surface]
 
 
 def fill_holes(labelmap: np.ndarray, values: Iterable[int] | None = None) -> np.ndarray:

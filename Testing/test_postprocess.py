@@ -152,6 +152,36 @@ def test_an_ima_broken_by_partial_volume_counts_as_one_artery():
     assert not (no_gap == lima).any()
 
 
+def test_pieces_within_the_gap_are_exactly_those_whose_grown_balls_touch():
+    """The gap rule's grouping, found from surface-voxel pairs, equals its definition: every piece grown
+    by a ball of half the gap, grown pieces that touch (26-neighbourhood) being one vessel."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        shape = tuple(int(n) for n in rng.integers(10, 36, 3))
+        mask = rng.random(shape) < rng.uniform(0.002, 0.03)
+        if rng.random() < 0.5:  # some pieces with an inside, not only surface
+            mask = ndi.binary_dilation(mask)
+        spacing_ijk = (float(rng.uniform(0.4, 1.0)), float(rng.uniform(0.4, 1.0)), float(rng.choice([0.6, 1.25, 2.5])))
+        gap, extent = float(rng.uniform(1.0, 9.0)), float(rng.uniform(3.0, 15.0))
+        got = remove_small_components(mask.astype(np.uint8), [1], spacing_ijk, 0.0,
+                                      min_extent_mm={1: extent}, gap_mm={1: gap}) == 1
+        # the definition, on a grid padded so that no grown piece is cut at the array's side
+        d = np.asarray(spacing_ijk)[::-1]
+        r = np.ceil(gap / 2 / d).astype(int)
+        grid = np.ogrid[tuple(slice(-n, n + 1) for n in r)]
+        half_ball = sum((g * s) ** 2 for g, s in zip(grid, d)) <= (gap / 2) ** 2
+        padded = np.pad(mask, [(n + 1, n + 1) for n in r])
+        groups, _ = ndi.label(ndi.binary_dilation(padded, half_ball), structure=np.ones((3, 3, 3), bool))
+        groups = groups[tuple(slice(n + 1, -(n + 1)) for n in r)] * mask
+        expected = np.zeros(shape, bool)
+        for g, box in enumerate(ndi.find_objects(groups), start=1):
+            if box is not None and max((s.stop - s.start) * v for s, v in zip(box, d)) >= extent:
+                expected |= groups == g
+        np.testing.assert_array_equal(got, expected)
+
+
 def _phantom_ct(shape=(30, 96, 96), padding=True):
     """A body ellipse (40 HU) with two lungs (-850 HU), a table below it, air around, padded circle."""
     _, j, i = np.indices(shape, dtype=float)
