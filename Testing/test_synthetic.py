@@ -365,6 +365,21 @@ def test_imas_run_in_the_chest_wall_fat_with_the_lung_behind_not_beside(chest_ct
         assert np.mean(beside == L["lung"]) < 0.1, (side, np.mean(beside == L["lung"]))
 
 
+@pytest.mark.parametrize("seed", [1, 8, 900000])
+def test_imas_run_unbroken_past_the_heart_manubrium_and_liver(seed):
+    """An IMA is one artery from the subclavian down past the xiphoid: its label (and so its image) is on
+    every slice of its run, at the training grid (1 x 1 x 2 mm). Generator 0.2.8 painted it over soft tissue
+    only: on seed 1 the left IMA stopped for 66 mm where the right ventricle reached the chest wall, on
+    900000 for 32 mm beside the manubrium, on 8 for 24 mm at the liver's front."""
+    case = generate_case(seed, GeneratorConfig(protocol="cta", fov="chest", spacing_mm=(1.0, 1.0, 2.0)))
+    a = case.anatomy.array
+    for side in ("left", "right"):
+        slices = np.nonzero((a == L[f"{side}_internal_mammary_artery"]).any(axis=(1, 2)))[0]
+        assert len(slices) > 40, (seed, side)
+        missing = np.setdiff1d(np.arange(slices.min(), slices.max() + 1), slices)
+        assert missing.size == 0, (seed, side, f"no label on slices {missing.tolist()}")
+
+
 def test_heart_stays_inside_the_chest_wall_and_behind_the_sternum():
     """A large heart in a shallow chest (seed 6) went through the chest wall in generator 0.2.1 and
     erased a quarter of the sternum (74 % of its drawn volume left). The heart now lies flat
