@@ -26,8 +26,9 @@ See docs/synthetic.md for the anatomy, the HU calibration against real scans and
 #: cases record this version (earlier ones recorded the package's, 0.1.0). 0.2.8: the bend's slope 0.15-0.45
 #: (0.2.7: 0.10-0.32), as the vertebral bodies of LIDC-IDRI-0001 and 0002 measure. 0.2.9: the IMAs run
 #: unbroken in front of the heart (0.2.8 left a 30-80 mm gap in the left IMA, label and image, where the right
-#: ventricle reached the chest wall, in 8 of 12 seeds).
-__version__ = "0.2.9"
+#: ventricle reached the chest wall, in 8 of 12 seeds). 0.2.10: intercostal muscle, not fat, between the
+#: costal cartilages in front of the IMAs.
+__version__ = "0.2.10"
 
 from .anatomy_labels import ANATOMY_LABELS, LABEL_NAMES, TASKS, task_structures
 from .generator import FOVS, GeneratorConfig, SyntheticCase, generate_case
