@@ -15,7 +15,9 @@ arch, as in most cardiac CT), and thin vessels (coronary sinus, internal mammary
 partial-volume effects can break; thin vessels are never opened, closed or smoothed, so they stay
 thin. An internal mammary artery piece must also run at least 30 mm, together with the pieces within
 6 mm of it (the artery broken by partial volume): the artery runs 15-20 cm down the chest wall, and
-short bright pieces elsewhere are other vessels. Perivascular regions are
+short bright pieces elsewhere are other vessels. It must also lie in front of the lung
+(:func:`remove_pieces_behind_lung`): the artery runs on the inside of the anterior chest wall, in front of
+the pleura, so a piece with lung between it and the front of the chest is a pulmonary vessel. Perivascular regions are
 derived from their vessels (:mod:`CardiacAI.perivascular`) and are left alone here.
 
 Presence (:func:`structure_presence`): a structure outside the field of view is reported as absent
@@ -386,6 +388,86 @@ def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
         if box is not None:
             fill_boxes.append((value, box))
     _fill_holes_in_place(out, fill_boxes)
+    return out
+
+
+# -- structures of the anterior chest wall -------------------------------------------------------------
+
+#: Structures that run on the inside of the anterior chest wall, in front of the lungs: the internal
+#: mammary (thoracic) arteries lie behind the costal cartilages and in front of the pleura.
+IN_FRONT_OF_LUNG = ("left_internal_mammary_artery", "right_internal_mammary_artery")
+#: HU below which a voxel inside the body counts as lung for :func:`remove_pieces_behind_lung`.
+LUNG_BELOW_HU = -400.0
+#: How much lung (mm, along the anterior-posterior axis) may lie between the front of the body and a piece of
+#: a structure of :data:`IN_FRONT_OF_LUNG` (the median over its voxels). On LIDC-IDRI-0001 the real IMAs have
+#: 0-0.7 mm of lung in front of them on every slice; the pulmonary vessels that IMA models took for IMAs on
+#: the non-contrast LIDC-IDRI-0002 had 29-118 mm.
+MAX_LUNG_IN_FRONT_MM = 10.0
+
+
+def anterior_axis(direction) -> tuple[int, bool]:
+    """(axis, anterior_first) for an image's 3x3 LPS ``direction`` (columns: i, j, k): the array axis of a
+    (K, J, I) array (0 = k, 1 = j, 2 = i) whose index direction is closest to the patient's
+    anterior-posterior axis (LPS y), and whether index 0 on it is the patient's front (True for the usual
+    axial scan, whose j runs to posterior)."""
+    row = np.asarray(direction, float)[1]
+    column = int(np.abs(row).argmax())
+    return 2 - column, bool(row[column] > 0)
+
+
+def lung_in_front_mm(ct_hu: np.ndarray, body: np.ndarray, spacing_ijk, direction) -> np.ndarray:
+    """Millimetres of lung between the front of the body and each voxel, along the anterior-posterior axis.
+
+    ``ct_hu``: CT in HU, (K, J, I); ``body``: the body mask on the same grid, bool (lung inside counts,
+    air outside does not); ``spacing_ijk``: voxel size (i, j, k) in mm; ``direction``: the image's 3x3 LPS
+    direction. Lung is a body voxel below :data:`LUNG_BELOW_HU`; a voxel's own lung counts. Returns float32
+    (K, J, I) in mm. Raises InputError when the arrays differ in shape."""
+    if ct_hu.shape != body.shape:
+        raise InputError(f"CT {ct_hu.shape} and body mask {body.shape} differ in shape",
+                         "pass the body mask of the same grid (body_mask_from_ct)")
+    axis, anterior_first = anterior_axis(direction)
+    step = float(_spacing(spacing_ijk)[axis])
+    lung = (ct_hu < LUNG_BELOW_HU) & body
+    if not anterior_first:
+        lung = np.flip(lung, axis)
+    counts = np.cumsum(lung, axis=axis, dtype=np.int32)
+    if not anterior_first:
+        counts = np.flip(counts, axis)
+    return counts.astype(np.float32) * np.float32(step)
+
+
+def remove_pieces_behind_lung(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, body: np.ndarray,
+                              spacing_ijk, direction, max_lung_mm: float = MAX_LUNG_IN_FRONT_MM,
+                              keys: Iterable[str] = IN_FRONT_OF_LUNG) -> np.ndarray:
+    """Remove the connected pieces (26-connectivity) of the structures ``keys`` that lie behind the lung.
+
+    A piece is removed when the median, over its voxels, of :func:`lung_in_front_mm` exceeds
+    ``max_lung_mm`` (mm). ``labelmap``: integer (K, J, I) with the values of ``label_set``; ``ct_hu``,
+    ``body``, ``spacing_ijk``, ``direction`` as for :func:`lung_in_front_mm`, on the same grid. Keys not
+    in ``label_set`` are skipped. Returns a new label map. Raises InputError for arrays of different
+    shapes or a non-integer label map."""
+    out = _checked_copy(labelmap)
+    if ct_hu.shape != out.shape:
+        raise InputError(f"label map {out.shape} and CT {ct_hu.shape} differ in shape",
+                         "pass the CT the label map was predicted from")
+    values = [s.value for s in label_set.structures if s.key in set(keys)]
+    boxes = dict(_boxes(out, values))
+    if not boxes:
+        return out
+    axis, anterior_first = anterior_axis(direction)
+    for value, box in boxes.items():
+        # the lung is counted from the front of the grid to the structure's box: the box reaches forward
+        ahead = list(box)
+        ahead[axis] = slice(0, box[axis].stop) if anterior_first else slice(box[axis].start, out.shape[axis])
+        ahead = tuple(ahead)
+        lung_mm = lung_in_front_mm(ct_hu[ahead], body[ahead], spacing_ijk, direction)
+        inner = tuple(slice(b.start - a.start, b.stop - a.start) for b, a in zip(box, ahead))
+        pieces, count = ndi.label(out[box] == value, _structure(3))
+        medians = np.asarray(ndi.median(lung_mm[inner], pieces, index=np.arange(1, count + 1)), float).reshape(-1)
+        behind = np.flatnonzero(medians > max_lung_mm) + 1
+        if behind.size:
+            region = out[box]
+            region[np.isin(pieces, behind)] = 0
     return out
 
 

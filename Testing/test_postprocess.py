@@ -15,6 +15,8 @@ from CardiacAI.postprocess import (
     fill_holes,
     keep_components_overlapping,
     keep_largest_component,
+    lung_in_front_mm,
+    remove_pieces_behind_lung,
     remove_small_components,
     structure_presence,
 )
@@ -367,3 +369,66 @@ def test_components_wholly_outside_a_region_are_dropped_and_crossing_ones_kept_w
     only_aorta = keep_components_overlapping(labels, region, values=[4])
     assert (only_aorta[labels == 1] == 1).all() and not (only_aorta[:, :, 45:] == 4).any()
     assert (labels[:, :, 45:] > 0).any()  # the input is left as it was
+
+
+def _chest_with_lung(anterior_first=True):
+    """A (K, J, I) block of chest: soft tissue (40 HU) with a lung (-850 HU) from j = 20 to 70 (35 mm at
+    0.7 mm) over the left half (i >= 40); air outside the body beyond j = 90. An IMA piece (label 1) lies in
+    front of the lung at j = 15, another (label 1) behind it at j = 75, each 30 slices long; an aorta
+    (label 4) behind the lung too. With ``anterior_first=False`` the block is flipped on j, as a scan
+    whose rows run from posterior to anterior."""
+    ct = np.full((40, 100, 80), 40.0, np.float32)
+    ct[:, 90:] = -1000.0
+    ct[:, 20:70, 40:] = -850.0
+    body = np.zeros(ct.shape, bool)
+    body[:, :90] = True
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[5:35, 14:17, 50:53] = 1  # in front of the lung
+    labels[5:35, 74:77, 50:53] = 1  # behind 35 mm of it: a pulmonary vessel's place
+    labels[5:35, 74:80, 60:66] = 4
+    direction = np.eye(3)
+    if not anterior_first:
+        ct, body, labels = ct[:, ::-1].copy(), body[:, ::-1].copy(), labels[:, ::-1].copy()
+        direction = np.diag([1.0, -1.0, 1.0])
+    return ct, body, labels, direction
+
+
+@pytest.mark.parametrize("anterior_first", [True, False])
+def test_ima_pieces_with_lung_in_front_are_removed_and_the_rest_kept(anterior_first):
+    """An IMA runs in front of the lung: a piece with 35 mm of lung between it and the chest's front is a
+    pulmonary vessel (LIDC-IDRI-0002: 29-118 mm) and goes; the one in front stays, as does every other
+    structure. The same on a scan whose rows run from back to front."""
+    ct, body, labels, direction = _chest_with_lung(anterior_first)
+    label_set = get_label_set("ima-aorta")
+    out = remove_pieces_behind_lung(labels, label_set, ct, body, SPACING_IJK, direction)
+    front = slice(14, 17) if anterior_first else slice(100 - 17, 100 - 14)
+    back = slice(74, 77) if anterior_first else slice(100 - 77, 100 - 74)
+    assert (out[:, front, 50:53] == labels[:, front, 50:53]).all() and (out[:, front] == 1).sum() == 30 * 9
+    assert not (out[:, back, 50:53] == 1).any()
+    assert ((out == 4) == (labels == 4)).all()
+    assert (labels[5:35, back, 50:53] == 1).all()  # the input is left as it was
+    lung = lung_in_front_mm(ct, body, SPACING_IJK, direction)
+    deep = (slice(None), back, slice(50, 53))
+    assert np.allclose(lung[deep], 50 * 0.7)  # 50 lung rows in front, 0.7 mm each
+    assert lung[:, front, 50:53].max() == 0
+
+
+def test_real_imas_have_no_lung_in_front(lidc1_image):
+    """On LIDC-IDRI-0001 the two real IMAs, tracked slice by slice (benchmarks/ima_real_probe.py), lie in
+    front of the lung on every slice: the lung rule keeps them (at most 0.7 mm, one voxel of partial volume,
+    against MAX_LUNG_IN_FRONT_MM)."""
+    import sys
+    from pathlib import Path
+
+    from CardiacAI.postprocess import MAX_LUNG_IN_FRONT_MM
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from ima_real_probe import STARTS, track
+
+    hu = lidc1_image.array
+    lung = lung_in_front_mm(hu, body_mask_from_ct(lidc1_image), lidc1_image.spacing, lidc1_image.direction)
+    for side, start in STARTS.items():
+        points = track(hu.astype(np.float32), start)
+        assert len(points) > 30, side
+        values = np.array([lung[k, j, i] for k, (j, i) in points.items()])
+        assert values.max() < 0.2 * MAX_LUNG_IN_FRONT_MM, (side, values.max())
