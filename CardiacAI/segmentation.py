@@ -276,6 +276,18 @@ def left_right_axis(direction) -> int:
     return 2 - int(np.abs(np.asarray(direction, float)[0]).argmax())
 
 
+def body_midline_index(body: np.ndarray, box: tuple[slice, slice, slice], direction) -> int | None:
+    """The body's midline: the index on the left-right axis (:func:`left_right_axis`) that has half of the
+    body's voxels inside ``box`` on each side. ``body``: bool (K, J, I); ``box``: a (k, j, i) index box;
+    ``direction``: the image's 3x3 LPS direction. None when the box holds no body."""
+    axis = left_right_axis(direction)
+    profile = np.count_nonzero(body[box], axis=tuple(a for a in range(3) if a != axis))
+    cumulative = np.cumsum(profile)
+    if cumulative.size == 0 or cumulative[-1] == 0:
+        return None
+    return box[axis].start + int(np.searchsorted(cumulative, cumulative[-1] / 2))
+
+
 def midline_band(body: np.ndarray, box: tuple[slice, slice, slice], spacing_ijk, direction,
                  width_mm: float) -> tuple[slice, slice, slice]:
     """``box`` narrowed on the left-right axis to ``width_mm`` centred on the body's midline.
@@ -291,11 +303,9 @@ def midline_band(body: np.ndarray, box: tuple[slice, slice, slice], spacing_ijk,
     lateral chest wall and the arms.
     """
     axis = left_right_axis(direction)
-    profile = np.count_nonzero(body[box], axis=tuple(a for a in range(3) if a != axis))
-    cumulative = np.cumsum(profile)
-    if cumulative[-1] == 0:
+    centre = body_midline_index(body, box, direction)
+    if centre is None:
         return box
-    centre = box[axis].start + int(np.searchsorted(cumulative, cumulative[-1] / 2))
     half = int(np.ceil(width_mm / 2 / float(np.asarray(spacing_ijk, float)[2 - axis])))
     narrowed = list(box)
     narrowed[axis] = slice(max(box[axis].start, centre - half), min(box[axis].stop, centre + half + 1))
@@ -402,7 +412,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     from .models import ModelCatalog
     from .perivascular import add_perivascular_regions
     from .postprocess import (body_mask_from_ct, clean_labelmap, keep_components_overlapping,
-                              remove_pieces_behind_lung, structure_presence)
+                              remove_pieces_behind_lung, remove_pieces_off_midline, structure_presence)
 
     if task not in TASKS:
         raise InputError(f"unknown segmentation task '{task}'", f"choose one of: {', '.join(TASKS)}")
@@ -502,6 +512,12 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         # (a piece in an arm or the lateral chest wall) is not a structure of the task
         labels = keep_components_overlapping(labels, band)
         region_name = "body (a structure reached the side of the midline band)"
+    if entry.midline_band_mm and body_box is not None:
+        # the band's structures lie near the midline: a piece far to the side is something else
+        midline = body_midline_index(body_full, body_box, image.direction)
+        if midline is not None:
+            labels = remove_pieces_off_midline(labels, label_set, midline, left_right_axis(image.direction),
+                                               image.spacing)
     stages.append({"stage": "segment", "model": entry.id, "version": entry.version, "region": region_name,
                    "region_kji": None if box is None else [[s.start, s.stop] for s in box]})
     check_cancel()

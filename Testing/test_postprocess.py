@@ -17,6 +17,7 @@ from CardiacAI.postprocess import (
     keep_largest_component,
     lung_in_front_mm,
     remove_pieces_behind_lung,
+    remove_pieces_off_midline,
     remove_small_components,
     structure_presence,
 )
@@ -432,3 +433,21 @@ def test_real_imas_have_no_lung_in_front(lidc1_image):
         assert len(points) > 30, side
         values = np.array([lung[k, j, i] for k, (j, i) in points.items()])
         assert values.max() < 0.2 * MAX_LUNG_IN_FRONT_MM, (side, values.max())
+
+
+def test_aorta_pieces_far_from_the_midline_are_removed_and_the_rest_kept():
+    """The aorta lies within about 30 mm of the body's midline (real pieces on LIDC-IDRI-0001 and 0002: -30 to
+    +28 mm); pieces a model labelled in the liver, the colon or the lateral chest lay 87-93 mm from it. With
+    the midline at i = 100 and 0.7 mm columns (2.5 mm slices, so a mix-up of the axes' spacing shows): a piece
+    centred 28 mm to the side stays, one 70 mm to the other side goes, and an IMA out there is not touched."""
+    labels = np.zeros((30, 40, 240), np.uint8)
+    labels[5:25, 10:20, 95:106] = 4  # on the midline
+    labels[5:10, 10:20, 135:146] = 4  # centre at i = 140: 28 mm left of it
+    labels[5:10, 10:20, 195:206] = 4  # centre at i = 200: 70 mm to the other side
+    labels[5:25, 2:4, 180:183] = 1
+    labels = labels[:, :, ::-1].copy()  # the right piece to the left of the array, as LPS i runs to the left
+    out = remove_pieces_off_midline(labels, get_label_set("ima-aorta"), 239 - 100, 2, SPACING_IJK)
+    kept = labels.copy()
+    kept[5:10, 10:20, 239 - 205:239 - 194] = 0
+    np.testing.assert_array_equal(out, kept)
+    assert (labels[5:10, 10:20, 239 - 205:239 - 194] == 4).all()  # the input is left as it was
