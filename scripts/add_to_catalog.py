@@ -45,8 +45,10 @@ MODELS = [
                                      "max_size_mm": [190.0, 190.0, 250.0]},
       "min_volume_ml": WHOLE_HEART_MIN_ML}),
     # 0.5.0: two more cycles on generators 0.2.7-0.2.8 (the body bent forward below the chest): better on the
-    # synthetic tuning scans and the first to label LIDC-IDRI-0001's aorta below the hiatus (docs/segmentation.md)
-    ("ima-aorta-unet", "ima-aorta-unet", "0.5.0",
+    # synthetic tuning scans and the first to label LIDC-IDRI-0001's aorta below the hiatus (docs/segmentation.md);
+    # 0.6.0: one more on generator 0.2.10 (intercostal muscle in front of the IMAs): better on every tuning
+    # protocol and on the real aorta check, no false structure on either real CT
+    ("ima-aorta-unet", "ima-aorta-unet", "0.6.0",
      "Internal mammary arteries and aorta with perivascular regions (U-Net, 1 x 1 x 2 mm)",
      {"default": True, "min_volume_ml": IMA_AORTA_MIN_ML, "midline_band_mm": 200.0}),
     # the IMA/aorta paper's SE + Swin network (strided stem for the CPU) beat the U-Net on the synthetic tuning
