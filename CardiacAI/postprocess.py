@@ -447,25 +447,34 @@ def remove_pieces_behind_lung(labelmap: np.ndarray, label_set, ct_hu: np.ndarray
     in ``label_set`` are skipped. Returns a new label map. Raises InputError for arrays of different
     shapes or a non-integer label map."""
     out = _checked_copy(labelmap)
-    if ct_hu.shape != out.shape:
-        raise InputError(f"label map {out.shape} and CT {ct_hu.shape} differ in shape",
-                         "pass the CT the label map was predicted from")
+    if ct_hu.shape != out.shape or body.shape != out.shape:
+        raise InputError(f"label map {out.shape}, CT {ct_hu.shape} and body mask {body.shape} differ in shape",
+                         "pass the CT the label map was predicted from and its body mask")
     values = [s.value for s in label_set.structures if s.key in set(keys)]
-    boxes = dict(_boxes(out, values))
-    if not boxes:
-        return out
     axis, anterior_first = anterior_axis(direction)
-    for value, box in boxes.items():
-        # the lung is counted from the front of the grid to the structure's box: the box reaches forward
-        ahead = list(box)
-        ahead[axis] = slice(0, box[axis].stop) if anterior_first else slice(box[axis].start, out.shape[axis])
-        ahead = tuple(ahead)
-        lung_mm = lung_in_front_mm(ct_hu[ahead], body[ahead], spacing_ijk, direction)
-        inner = tuple(slice(b.start - a.start, b.stop - a.start) for b, a in zip(box, ahead))
+    step = np.float32(_spacing(spacing_ijk)[2 - axis])  # spacing is (i, j, k), axes (k, j, i)
+    for value, box in _boxes(out, values):
         pieces, count = ndi.label(out[box] == value, _structure(3))
-        medians = np.asarray(ndi.median(lung_mm[inner], pieces, index=np.arange(1, count + 1)), float).reshape(-1)
-        behind = np.flatnonzero(medians > max_lung_mm) + 1
-        if behind.size:
+        voxels = np.nonzero(pieces)
+        ids = pieces[voxels]
+        where = [v + b.start for v, b in zip(voxels, box)]
+        # only the columns through the structure's voxels are read (a few hundred of them): counting the lung
+        # over its whole bounding box cost 1.4 s per IMA on LIDC-IDRI-0002, whose false pieces spread wide
+        depth = where[axis] if anterior_first else out.shape[axis] - 1 - where[axis]
+        others = [where[a] for a in range(3) if a != axis]
+        columns, inverse = np.unique(np.stack(others), axis=1, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        line = np.arange(int(depth.max()) + 1)
+        if not anterior_first:
+            line = out.shape[axis] - 1 - line
+        index = [None, None, None]
+        rest = [a for a in range(3) if a != axis]
+        index[rest[0]], index[rest[1]] = columns[0][:, None], columns[1][:, None]
+        index[axis] = line[None, :]
+        lung = (ct_hu[tuple(index)] < LUNG_BELOW_HU) & body[tuple(index)]  # (columns, depth from the front)
+        lung_mm = np.cumsum(lung, axis=1, dtype=np.int32)[inverse, depth] * step
+        behind = [piece for piece in range(1, count + 1) if np.median(lung_mm[ids == piece]) > max_lung_mm]
+        if behind:
             region = out[box]
             region[np.isin(pieces, behind)] = 0
     return out
@@ -492,8 +501,11 @@ def remove_pieces_off_midline(labelmap: np.ndarray, label_set, midline_index: in
     limits = {s.value: float(max_offset_mm[s.key]) for s in label_set.structures if s.key in max_offset_mm}
     for value, box in _boxes(out, limits):
         pieces, count = ndi.label(out[box] == value, _structure(3))
-        centres = ndi.center_of_mass(np.ones(pieces.shape, np.uint8), pieces, np.arange(1, count + 1))
-        offsets = np.array([abs(c[axis] + box[axis].start - midline_index) * step for c in centres])
+        voxels = np.nonzero(pieces)
+        ids = pieces[voxels]
+        # each piece's mean index on the axis, from its voxels alone (not a box-sized array of coordinates)
+        centres = np.bincount(ids, weights=voxels[axis], minlength=count + 1)[1:] / np.bincount(ids, minlength=count + 1)[1:]
+        offsets = np.abs(centres + box[axis].start - midline_index) * step
         far = np.flatnonzero(offsets > limits[value]) + 1
         if far.size:
             region = out[box]

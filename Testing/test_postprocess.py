@@ -451,3 +451,36 @@ def test_aorta_pieces_far_from_the_midline_are_removed_and_the_rest_kept():
     kept[5:10, 10:20, 239 - 205:239 - 194] = 0
     np.testing.assert_array_equal(out, kept)
     assert (labels[5:10, 10:20, 239 - 205:239 - 194] == 4).all()  # the input is left as it was
+
+
+@pytest.mark.parametrize("anterior_first", [True, False])
+def test_the_lung_rule_equals_its_definition_on_random_maps(anterior_first):
+    """remove_pieces_behind_lung reads only the columns through a structure's voxels; the result must be what
+    the definition gives: the median of lung_in_front_mm over each 26-connected piece, against the limit."""
+    from scipy import ndimage
+
+    from CardiacAI.postprocess import MAX_LUNG_IN_FRONT_MM, _structure
+
+    rng = np.random.default_rng(11)
+    label_set = get_label_set("ima-aorta")
+    direction = np.eye(3) if anterior_first else np.diag([1.0, -1.0, 1.0])
+    removed_some = kept_some = False
+    for _ in range(20):
+        ct = np.where(ndimage.gaussian_filter(rng.normal(size=(12, 60, 30)), 2) > 0, -850.0, 40.0)
+        body = np.ones(ct.shape, bool)
+        body[:, :3] = False
+        labels = (rng.random(ct.shape) < 0.03).astype(np.uint8) * rng.integers(1, 6, ct.shape).astype(np.uint8)
+        labels = ndimage.grey_dilation(labels, size=(1, 2, 2))
+        out = remove_pieces_behind_lung(labels, label_set, ct, body, SPACING_IJK, direction)
+        lung = lung_in_front_mm(ct, body, SPACING_IJK, direction)
+        expected = labels.copy()
+        for value in (1, 2):
+            pieces, count = ndimage.label(labels == value, _structure(3))
+            for piece in range(1, count + 1):
+                if np.median(lung[pieces == piece]) > MAX_LUNG_IN_FRONT_MM:
+                    expected[pieces == piece] = 0
+                    removed_some = True
+                else:
+                    kept_some = True
+        np.testing.assert_array_equal(out, expected)
+    assert removed_some and kept_some
