@@ -17,7 +17,8 @@ thin. An internal mammary artery piece must also run at least 30 mm, together wi
 6 mm of it (the artery broken by partial volume): the artery runs 15-20 cm down the chest wall, and
 short bright pieces elsewhere are other vessels. It must also lie in front of the lung
 (:func:`remove_pieces_behind_lung`): the artery runs on the inside of the anterior chest wall, in front of
-the pleura, so a piece with lung between it and the front of the chest is a pulmonary vessel. Perivascular regions are
+the pleura, so a piece with lung between it and the front of the chest is a pulmonary vessel. An aorta piece
+centred far from the body's midline is something else (:func:`remove_pieces_off_midline`). Perivascular regions are
 derived from their vessels (:mod:`CardiacAI.perivascular`) and are left alone here.
 
 Presence (:func:`structure_presence`): a structure outside the field of view is reported as absent

@@ -512,16 +512,16 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         # (a piece in an arm or the lateral chest wall) is not a structure of the task
         labels = keep_components_overlapping(labels, band)
         region_name = "body (a structure reached the side of the midline band)"
+    stages.append({"stage": "segment", "model": entry.id, "version": entry.version, "region": region_name,
+                   "region_kji": None if box is None else [[s.start, s.stop] for s in box]})
+    check_cancel()
+    t = time.perf_counter()
     if entry.midline_band_mm and body_box is not None:
         # the band's structures lie near the midline: a piece far to the side is something else
         midline = body_midline_index(body_full, body_box, image.direction)
         if midline is not None:
             labels = remove_pieces_off_midline(labels, label_set, midline, left_right_axis(image.direction),
                                                image.spacing)
-    stages.append({"stage": "segment", "model": entry.id, "version": entry.version, "region": region_name,
-                   "region_kji": None if box is None else [[s.start, s.stop] for s in box]})
-    check_cancel()
-    t = time.perf_counter()
     roi = box if box is not None else (slice(None),) * 3
     min_volume_ml = entry.min_volume_ml or 0.0
     presence = structure_presence(image.with_array(labels), label_set, image, min_volume_ml=min_volume_ml)
