@@ -54,8 +54,8 @@ PARASTERNAL_SHEET_MM = (1.5, 4.0)
 #: Thickness (mm) of the intercostal muscle layer beside the sternum, forward from the back of the costal
 #: cartilages: the internal intercostal muscles that fill the spaces between the cartilages, in front of
 #: the IMAs. On LIDC-IDRI-0001 the tissue 2-8 mm in front of the real IMAs reads muscle or cartilage
-#: (-30 to 150 HU) on 76-88 % of their slices and fat on 5-22 %; generators up to 0.2.9 filled those spaces
-#: with fat, and 2-8 mm in front of their IMAs read fat on 58-72 % of the slices (-100 to -130 HU;
+#: (-30 to 150 HU) on 75-90 % of their slices and fat on 10-24 %; generators up to 0.2.9 filled those spaces
+#: with fat, and 2-8 mm in front of their IMAs read fat on 59-81 % of the slices of the test seeds (-100 to -130 HU;
 #: ``benchmarks/ima_surroundings.py``).
 INTERCOSTAL_MUSCLE_MM = (4.0, 8.0)
 #: How far (mm) left of the midline the centre of the aorta lies below the diaphragm, its wall 0-2 mm in front
