@@ -37,6 +37,18 @@ def ijk_to_lps_matrix(spacing, origin, direction) -> np.ndarray:
     return m
 
 
+def array_axis_along(direction, lps_axis: int) -> tuple[int, bool]:
+    """The axis of a numpy (K, J, I) image array whose index direction is closest to one LPS axis.
+
+    ``direction``: the image's (3, 3) direction cosines (column n: the unit LPS vector of index axis i, j,
+    k); ``lps_axis``: 0 = x (patient left), 1 = y (posterior), 2 = z (superior). Returns (array axis,
+    0 = k, 1 = j, 2 = i; whether the index increases toward the LPS axis's positive end).
+    """
+    row = np.asarray(direction, dtype=float).reshape(3, 3)[lps_axis]
+    column = int(np.abs(row).argmax())
+    return 2 - column, bool(row[column] > 0)
+
+
 def ijk_to_ras_matrix(spacing, origin, direction) -> np.ndarray:
     """IJK-to-RAS matrix (Slicer's ``IJKToRASMatrix``) of an image grid given in LPS terms.
 

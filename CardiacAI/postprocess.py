@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 from scipy import ndimage as ndi
 
+from .coordinates import array_axis_along
 from .errors import InputError
 from .image import Image
 
@@ -411,9 +412,7 @@ def anterior_axis(direction) -> tuple[int, bool]:
     (K, J, I) array (0 = k, 1 = j, 2 = i) whose index direction is closest to the patient's
     anterior-posterior axis (LPS y), and whether index 0 on it is the patient's front (True for the usual
     axial scan, whose j runs to posterior)."""
-    row = np.asarray(direction, float)[1]
-    column = int(np.abs(row).argmax())
-    return 2 - column, bool(row[column] > 0)
+    return array_axis_along(direction, 1)
 
 
 def lung_in_front_mm(ct_hu: np.ndarray, body: np.ndarray, spacing_ijk, direction) -> np.ndarray:

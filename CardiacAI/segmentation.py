@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import __version__
+from .coordinates import array_axis_along
 from .errors import InputError, OperationCancelled
 from .image import Image, check_ct_volume
 from .inference import (
@@ -273,7 +274,7 @@ def box_onto_grid(box: tuple[slice, slice, slice], source: Image, target: Image)
 def left_right_axis(direction) -> int:
     """The array axis (0 = k, 1 = j, 2 = i of a (K, J, I) array) whose index direction is closest to the
     patient's left-right axis (LPS x), for an image's 3x3 LPS ``direction`` (columns: i, j, k)."""
-    return 2 - int(np.abs(np.asarray(direction, float)[0]).argmax())
+    return array_axis_along(direction, 0)[0]
 
 
 def body_midline_index(body: np.ndarray, box: tuple[slice, slice, slice], direction) -> int | None:
