@@ -408,10 +408,12 @@ def test_ima_pieces_with_lung_in_front_are_removed_and_the_rest_kept(anterior_fi
     assert not (out[:, back, 50:53] == 1).any()
     assert ((out == 4) == (labels == 4)).all()
     assert (labels[5:35, back, 50:53] == 1).all()  # the input is left as it was
-    lung = lung_in_front_mm(ct, body, SPACING_IJK, direction)
-    deep = (slice(None), back, slice(50, 53))
-    assert np.allclose(lung[deep], 50 * 0.7)  # 50 lung rows in front, 0.7 mm each
-    assert lung[:, front, 50:53].max() == 0
+    deep, shallow = np.zeros(ct.shape, bool), np.zeros(ct.shape, bool)
+    deep[:, back, 50:53] = True
+    shallow[:, front, 50:53] = True
+    lung_deep = lung_in_front_mm(ct, body, SPACING_IJK, direction, np.nonzero(deep))
+    assert lung_deep.shape == (40 * 9,) and np.allclose(lung_deep, 50 * 0.7)  # 50 lung rows in front, 0.7 mm each
+    assert lung_in_front_mm(ct, body, SPACING_IJK, direction, np.nonzero(shallow)).max() == 0
 
 
 def test_real_imas_have_no_lung_in_front(lidc1_image):
@@ -427,11 +429,12 @@ def test_real_imas_have_no_lung_in_front(lidc1_image):
     from ima_real_probe import STARTS, track
 
     hu = lidc1_image.array
-    lung = lung_in_front_mm(hu, body_mask_from_ct(lidc1_image), lidc1_image.spacing, lidc1_image.direction)
+    body = body_mask_from_ct(lidc1_image)
     for side, start in STARTS.items():
         points = track(hu.astype(np.float32), start)
         assert len(points) > 30, side
-        values = np.array([lung[k, j, i] for k, (j, i) in points.items()])
+        voxels = np.array([(k, j, i) for k, (j, i) in points.items()]).T
+        values = lung_in_front_mm(hu, body, lidc1_image.spacing, lidc1_image.direction, voxels)
         assert values.max() < 0.2 * MAX_LUNG_IN_FRONT_MM, (side, values.max())
 
 
@@ -456,10 +459,11 @@ def test_aorta_pieces_far_from_the_midline_are_removed_and_the_rest_kept():
 @pytest.mark.parametrize("anterior_first", [True, False])
 def test_the_lung_rule_equals_its_definition_on_random_maps(anterior_first):
     """remove_pieces_behind_lung reads only the columns through a structure's voxels; the result must be what
-    the definition gives: the median of lung_in_front_mm over each 26-connected piece, against the limit."""
+    the definition gives: over each 26-connected piece, the median of the lung (body voxels below
+    LUNG_BELOW_HU) counted over the whole grid from the front of the body to each voxel, against the limit."""
     from scipy import ndimage
 
-    from CardiacAI.postprocess import MAX_LUNG_IN_FRONT_MM, _structure
+    from CardiacAI.postprocess import LUNG_BELOW_HU, MAX_LUNG_IN_FRONT_MM, _structure
 
     rng = np.random.default_rng(11)
     label_set = get_label_set("ima-aorta")
@@ -472,7 +476,9 @@ def test_the_lung_rule_equals_its_definition_on_random_maps(anterior_first):
         labels = (rng.random(ct.shape) < 0.03).astype(np.uint8) * rng.integers(1, 6, ct.shape).astype(np.uint8)
         labels = ndimage.grey_dilation(labels, size=(1, 2, 2))
         out = remove_pieces_behind_lung(labels, label_set, ct, body, SPACING_IJK, direction)
-        lung = lung_in_front_mm(ct, body, SPACING_IJK, direction)
+        rows = (ct < LUNG_BELOW_HU) & body  # the front is j = 0, or j = 59 with the flipped direction
+        counted = np.cumsum(rows, axis=1) if anterior_first else np.cumsum(rows[:, ::-1], axis=1)[:, ::-1]
+        lung = counted * SPACING_IJK[1]
         expected = labels.copy()
         for value in (1, 2):
             pieces, count = ndimage.label(labels == value, _structure(3))
