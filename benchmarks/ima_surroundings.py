@@ -1,9 +1,10 @@
 """What surrounds the internal mammary arteries (IMAs): real LIDC-IDRI-0001 beside the generator's test scans.
 
 For each axial slice of an artery, a ring 2-4 mm from its centre (in-plane) is read on the CT: the fraction of
-lung (below -500 HU) and the median HU; and the tissue 2-8 mm in front of it (the median of a 3-voxel-wide column):
-the fraction of slices where it reads cartilage or bone (above 150 HU), muscle (-30 to 150 HU) or fat (below -30 HU). Real: the two arteries of LIDC-IDRI-0001, tracked slice by slice as the
-brightest voxel near a point read off the scan (``benchmarks/ima_real_probe.py``). Synthetic: the generator's IMA
+lung (below -500 HU) and the median HU; and the tissue 2-8 mm in front of it (the median of a 3-voxel-wide
+column): the fraction of slices where it reads cartilage or bone (above 150 HU), muscle (-30 to 150 HU) or fat
+(below -30 HU). Real: the two arteries of LIDC-IDRI-0001, tracked slice by slice as the brightest voxel near a
+point read off the scan (``benchmarks/ima_real_probe.py``). Synthetic: the generator's IMA
 labels on whole-chest CTA test scans at LIDC-IDRI-0001's voxel size, on the slices through the sternum.
 Prints per artery the median and interquartile range over its slices.
 

@@ -871,7 +871,7 @@ def _paint_intercostal_muscles(canvas, p, body: Body) -> None:
     back = body.rib_centre + CARTILAGE_RADIUS_MM
     front = back - thickness
     border = st["half_width"] - 1.0  # the sternum, painted later, covers its own width
-    x_ext = st["half_width"] + (body.pectoral_reach or PECTORAL_REACH_MM[1])
+    x_ext = st["half_width"] + body.pectoral_reach  # drawn since 0.2.4, so present with the thickness
     z_range = (st["xiphoid_z"], st["top_z"])
 
     def sdf(X, Y, Z):
