@@ -214,7 +214,7 @@ def generate_case(seed: int, cfg: GeneratorConfig | None = None) -> SyntheticCas
         image = _synthseg_appearance(image, labels, (sx, sy, sz), x, y, z, rng_synth, physics_params)
     else:
         physics.add_tissue_texture(image, labels, (sx, sy, sz), rng_texture)
-        if cfg.protocol == "cta":
+        if cfg.protocol in ("cta", "chest_contrast"):  # dense contrast in the injected vein
             excess = hu_table["blood_svc"] - 300.0
             physics.add_svc_streaks(image, x, y, z, info["svc_curve"], excess, rng_blur)
             physics_params["svc_streak_excess_hu"] = excess

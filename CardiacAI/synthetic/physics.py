@@ -13,7 +13,11 @@ on the real LIDC-IDRI scans for the routine chest protocols (``hu_calibration.js
   35-50 HU (hematocrit dependent), myocardium within a few HU of blood, calcium >= 130 HU
   (Agatston threshold).
 * "chest_noncontrast", "chest_contrast": routine non-gated chest CT; HU centred on the medians
-  measured on LIDC-IDRI-0002 (non-contrast) and LIDC-IDRI-0001 (contrast, venous-ish phase).
+  measured on LIDC-IDRI-0002 (non-contrast) and LIDC-IDRI-0001 (contrast). With contrast the injected
+  veins (SVC, left brachiocephalic vein) range from the left heart's HU (venous phase) to undiluted
+  contrast with streaks, and the IVC from unopacified to enhanced, as LIDC-IDRI-0001 (an arterial-phase
+  scan: 2060 HU SVC, unopacified IVC blood in the right atrium) shows; the right atrium mixes the two
+  (``anatomy.right_atrial_blood``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,13 @@ _COMMON = {
     "table": (150.0, 450.0),         # carbon-fibre scanner table
 }
 
+#: Blood without contrast, HU (hematocrit dependent).
+UNOPACIFIED_BLOOD_HU = (35.0, 50.0)
+#: The brightest injected-vein blood a routine contrast chest CT draws, HU. LIDC-IDRI-0001's SVC reads 2060 HU
+#: (mean over the part the whole-heart model labels), with beam-hardening streaks around it; generators up to
+#: 0.2.10 drew the SVC of ``chest_contrast`` within 80 HU of the left heart, and no streaks.
+INJECTED_VEIN_MAX_HU = 2200.0
+
 _LITERATURE = {
     "cta": {
         **_COMMON,
@@ -63,7 +74,7 @@ _LITERATURE = {
     },
     "gated_noncontrast": {
         **_COMMON,
-        **{t: (35.0, 50.0) for t in ("blood_left", "blood_ra", "blood_rv", "blood_pa", "blood_svc",
+        **{t: UNOPACIFIED_BLOOD_HU for t in ("blood_left", "blood_ra", "blood_rv", "blood_pa", "blood_svc",
                                       "blood_ivc", "blood_cs", "blood_vein", "blood_bcv_injected")},
         "myocardium": (35.0, 50.0),
         "liver": (50.0, 65.0),
@@ -105,10 +116,11 @@ def tissue_ranges(protocol: str) -> tuple[dict[str, tuple[float, float]], tuple[
         return dict(_LITERATURE[protocol]), _NOISE_SIGMA[protocol]
     contrast = protocol == "chest_contrast"
     base = dict(_LITERATURE["cta" if contrast else "gated_noncontrast"])
-    if contrast:  # venous phase: left and right heart alike, no streaks
+    if contrast:  # from the arterial phase (dense injected veins, unopacified IVC) to the venous phase
         for t in CALIBRATED_TISSUES["blood"]:
             base[t] = (140.0, 200.0)
-        base["blood_svc"] = base["blood_bcv_injected"] = (150.0, 260.0)
+        base["blood_svc"] = base["blood_bcv_injected"] = (150.0, INJECTED_VEIN_MAX_HU)
+        base["blood_ivc"] = (UNOPACIFIED_BLOOD_HU[0], 200.0)
         base["liver"] = (90.0, 120.0)
     noise = (15.0, 30.0)
     calibration = load_calibration().get(protocol)
@@ -122,7 +134,11 @@ def tissue_ranges(protocol: str) -> tuple[dict[str, tuple[float, float]], tuple[
             for t in tissues:
                 centre = stats["median"]
                 if cls == "blood" and contrast and t in ("blood_svc", "blood_bcv_injected"):
-                    base[t] = (centre, centre + 80.0)
+                    # from evenly enhanced (venous phase) to undiluted contrast in the injected veins
+                    base[t] = (centre, INJECTED_VEIN_MAX_HU)
+                elif cls == "blood" and contrast and t == "blood_ivc":
+                    # from unopacified (arterial phase: the contrast has not come back from the legs) to enhanced
+                    base[t] = (UNOPACIFIED_BLOOD_HU[0], centre + spread[cls])
                 else:
                     base[t] = (centre - spread[cls], centre + spread[cls])
         sigma = calibration.get("noise_sigma_hu")
