@@ -520,25 +520,24 @@ def test_cta_and_noncontrast_hu(chest_cta):
     assert 30 <= blood <= 55 and abs(blood - myo) <= 15
 
 
-def test_right_atrium_mixes_unopacified_and_opacified_blood_with_contrast():
-    """The real contrast chest CT LIDC-IDRI-0001 (arterial phase) shows a right atrium of unopacified IVC blood
-    (median 67 HU, 25-75th percentile 45-145 HU) with swirls of dense SVC blood up to 650 HU, beside a 380 HU left
-    ventricle, and the whole-heart model trained on evenly enhanced synthetic atria (+-40 HU waves up to generator
-    0.2.10) missed it. With contrast the atrium now mixes the two in drawn shares: over 16 contrast cases (noise
-    off) at least half must show swirls (5th to 95th percentile 150 HU or more apart) and some must be mostly
-    unopacified as on the real scan (median 200 HU or more below the left ventricle's); without contrast it stays
-    one even blood."""
+def test_right_atrium_mixes_ivc_and_svc_blood_with_contrast():
+    """The real contrast chest CT LIDC-IDRI-0001 (arterial phase) shows a right atrium of swirls of dense contrast
+    through less opacified blood: its 25th and 75th HU percentiles lie 250 HU apart (202 and 455 HU), its 5th and
+    95th 690 HU, where generators up to 0.2.10 drew every contrast atrium evenly enhanced (+-40 HU waves). With
+    contrast the atrium now mixes IVC and SVC blood in drawn shares: over 16 contrast cases (noise off) at least
+    half must show swirls (5th to 95th percentile 150 HU or more apart) and at least a quarter a spread like the
+    real one's (25th to 75th percentile 150 HU or more apart); without contrast it stays one even blood."""
     cfg = dict(fov="cardiac", spacing_mm=(2.0, 2.0, 2.0), noise=False)
-    swirled = mostly_unopacified = 0
+    swirled = spread_as_real = 0
     for protocol in ("chest_contrast", "cta"):
         for seed in range(8):
             case = generate_case(seed, GeneratorConfig(protocol=protocol, **cfg))
             ra = ndimage.binary_erosion(case.anatomy.array == L["right_atrium"])
-            p5, p50, p95 = np.percentile(case.image.array[ra].astype(float), [5, 50, 95])
+            p5, p25, p75, p95 = np.percentile(case.image.array[ra].astype(float), [5, 25, 75, 95])
             swirled += p95 - p5 >= 150
-            mostly_unopacified += p50 <= eroded_median(case, "left_ventricle_cavity") - 200
+            spread_as_real += p75 - p25 >= 150
     assert swirled >= 8, swirled
-    assert mostly_unopacified >= 2, mostly_unopacified
+    assert spread_as_real >= 4, spread_as_real
     plain = generate_case(0, GeneratorConfig(protocol="chest_noncontrast", **cfg))
     values = plain.image.array[ndimage.binary_erosion(plain.anatomy.array == L["right_atrium"])].astype(float)
     assert np.percentile(values, 95) - np.percentile(values, 5) <= 20

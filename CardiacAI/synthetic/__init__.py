@@ -27,8 +27,8 @@ See docs/synthetic.md for the anatomy, the HU calibration against real scans and
 #: (0.2.7: 0.10-0.32), as the vertebral bodies of LIDC-IDRI-0001 and 0002 measure. 0.2.9: the IMAs run
 #: unbroken in front of the heart (0.2.8 left a 30-80 mm gap in the left IMA, label and image, where the right
 #: ventricle reached the chest wall, in 8 of 12 seeds). 0.2.10: intercostal muscle, not fat, between the
-#: costal cartilages in front of the IMAs. 0.2.11: with contrast the right atrium is unopacified IVC blood with
-#: swirls of SVC blood, and routine contrast chest CTs draw dense injected veins with streaks (as LIDC-IDRI-0001).
+#: costal cartilages in front of the IMAs. 0.2.11: with contrast the right atrium is IVC blood with swirls of
+#: SVC blood, and routine contrast chest CTs draw dense injected veins with streaks (as LIDC-IDRI-0001).
 __version__ = "0.2.11"
 
 from .anatomy_labels import ANATOMY_LABELS, LABEL_NAMES, TASKS, task_structures

@@ -15,9 +15,9 @@ on the real LIDC-IDRI scans for the routine chest protocols (``hu_calibration.js
 * "chest_noncontrast", "chest_contrast": routine non-gated chest CT; HU centred on the medians
   measured on LIDC-IDRI-0002 (non-contrast) and LIDC-IDRI-0001 (contrast). With contrast the injected
   veins (SVC, left brachiocephalic vein) range from the left heart's HU (venous phase) to undiluted
-  contrast with streaks, and the IVC from unopacified to enhanced, as LIDC-IDRI-0001 (an arterial-phase
-  scan: 2060 HU SVC, unopacified IVC blood in the right atrium) shows; the right atrium mixes the two
-  (``anatomy.right_atrial_blood``).
+  contrast with streaks, and the IVC from unopacified to enhanced; LIDC-IDRI-0001 (an arterial-phase
+  scan) has a 2060 HU SVC with streaks and swirls of dense contrast in its right atrium, which mixes the
+  two (``anatomy.right_atrial_blood``).
 """
 
 from __future__ import annotations
