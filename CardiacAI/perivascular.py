@@ -196,13 +196,10 @@ def add_perivascular_regions(labelmap, label_set=None, body_mask: np.ndarray | N
     # (each a pass over its arrays) needs nothing farther: work in the vessels' box grown by that, not on the
     # whole scan (an aorta and two IMAs take a fifth of a 512 x 512 x 133 chest CT's box). The result is the
     # same: the boxes the regions are computed in lie inside it, and it stops only at the scan's edges.
-    sampling = np.asarray(spacing, float).ravel()[::-1]
-    if sampling.size == 3 and np.all(sampling > 0) and math.isfinite(max_distance_mm):
-        margin = [int(math.ceil((max_distance_mm + float(sampling.max())) / float(s))) + 2 for s in sampling]
-        union = tuple(slice(min(b[a].start for b in found), max(b[a].stop for b in found)) for a in range(3))
-        crop = _grow(union, margin, out.shape)
-    else:  # let _regions refuse the bad spacing or distance with its own message
-        crop = tuple(slice(0, n) for n in out.shape)
+    sampling = _checked_sampling(spacing, min_diameter_mm, max_distance_mm)
+    margin = [int(math.ceil((max_distance_mm + float(sampling.max())) / float(s))) + 2 for s in sampling]
+    union = tuple(slice(min(b[a].start for b in found), max(b[a].stop for b in found)) for a in range(3))
+    crop = _grow(union, margin, out.shape)
     offset = [c.start for c in crop]
     region_labels = out[crop]  # a view: the regions are written into ``out`` through it
     region_body = body[crop] if body is not None else None
@@ -253,13 +250,7 @@ def _regions(labels: np.ndarray, value: int, spacing_ijk, body: np.ndarray | Non
     that no step can tell the difference (see :func:`_clusters`): the result is the same as with
     ``split=False``, one box around the whole vessel.
     """
-    spacing = np.asarray(spacing_ijk, float).ravel()
-    if spacing.size != 3 or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
-        raise InputError(f"spacing must be 3 positive numbers (i, j, k) in mm, got {spacing_ijk}")
-    if not (0 < min_diameter_mm <= max_distance_mm and math.isfinite(max_distance_mm)):
-        raise InputError(f"need 0 < min_diameter_mm <= max_distance_mm (finite), got {min_diameter_mm} "
-                         f"and {max_distance_mm}")
-    sampling = spacing[::-1]  # (k, j, i)
+    sampling = _checked_sampling(spacing_ijk, min_diameter_mm, max_distance_mm)
     shape = labels.shape
     if vessel_box is None:
         boxes = ndi.find_objects(labels, max_label=value)
@@ -325,6 +316,18 @@ def _regions(labels: np.ndarray, value: int, spacing_ijk, body: np.ndarray | Non
         with ThreadPoolExecutor(min(len(jobs), workers)) as pool:
             found = list(pool.map(region_of, jobs))
     return [region for region in found if region is not None]
+
+
+def _checked_sampling(spacing_ijk, min_diameter_mm: float, max_distance_mm: float) -> np.ndarray:
+    """The voxel size in (k, j, i) order, mm, from ``spacing_ijk`` (i, j, k); raises InputError for a spacing
+    that is not 3 positive finite numbers or for diameters not 0 < min_diameter_mm <= max_distance_mm (finite)."""
+    spacing = np.asarray(spacing_ijk, float).ravel()
+    if spacing.size != 3 or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise InputError(f"spacing must be 3 positive numbers (i, j, k) in mm, got {spacing_ijk}")
+    if not (0 < min_diameter_mm <= max_distance_mm and math.isfinite(max_distance_mm)):
+        raise InputError(f"need 0 < min_diameter_mm <= max_distance_mm (finite), got {min_diameter_mm} "
+                         f"and {max_distance_mm}")
+    return spacing[::-1]
 
 
 def _worker_count() -> int:

@@ -460,16 +460,12 @@ def remove_pieces_behind_lung(labelmap: np.ndarray, label_set, ct_hu: np.ndarray
         raise InputError(f"label map {out.shape}, CT {ct_hu.shape} and body mask {body.shape} differ in shape",
                          "pass the CT the label map was predicted from and its body mask")
     values = [s.value for s in label_set.structures if s.key in set(keys)]
-    for value, box in _boxes(out, values):
-        pieces, count = ndi.label(out[box] == value, _structure(3))
-        voxels = np.nonzero(pieces)
-        ids = pieces[voxels]
-        lung_mm = lung_in_front_mm(ct_hu, body, spacing_ijk, direction,
-                                   [v + b.start for v, b in zip(voxels, box)])
-        behind = [piece for piece in range(1, count + 1) if np.median(lung_mm[ids == piece]) > max_lung_mm]
-        if behind:
-            region = out[box]
-            region[np.isin(pieces, behind)] = 0
+
+    def behind(value, box, voxels, ids, count):
+        lung_mm = lung_in_front_mm(ct_hu, body, spacing_ijk, direction, [v + b.start for v, b in zip(voxels, box)])
+        return [piece for piece in range(1, count + 1) if np.median(lung_mm[ids == piece]) > max_lung_mm]
+
+    _drop_pieces(out, values, behind)
     return out
 
 
@@ -492,18 +488,28 @@ def remove_pieces_off_midline(labelmap: np.ndarray, label_set, midline_index: in
     out = _checked_copy(labelmap)
     step = float(_spacing(spacing_ijk)[2 - axis])  # spacing is (i, j, k), axes (k, j, i)
     limits = {s.value: float(max_offset_mm[s.key]) for s in label_set.structures if s.key in max_offset_mm}
-    for value, box in _boxes(out, limits):
-        pieces, count = ndi.label(out[box] == value, _structure(3))
-        voxels = np.nonzero(pieces)
-        ids = pieces[voxels]
+
+    def far(value, box, voxels, ids, count):
         # each piece's mean index on the axis, from its voxels alone (not a box-sized array of coordinates)
         centres = np.bincount(ids, weights=voxels[axis], minlength=count + 1)[1:] / np.bincount(ids, minlength=count + 1)[1:]
         offsets = np.abs(centres + box[axis].start - midline_index) * step
-        far = np.flatnonzero(offsets > limits[value]) + 1
-        if far.size:
-            region = out[box]
-            region[np.isin(pieces, far)] = 0
+        return np.flatnonzero(offsets > limits[value]) + 1
+
+    _drop_pieces(out, limits, far)
     return out
+
+
+def _drop_pieces(out: np.ndarray, values: Iterable[int], choose) -> None:
+    """In place on the label map ``out`` (K, J, I): for each of ``values``, label its connected pieces
+    (26-connectivity) in its bounding box and set to 0 the pieces whose ids ``choose(value, box, voxels, ids,
+    count)`` returns. ``voxels``: the pieces' voxels in the box (``np.nonzero``, box coordinates); ``ids``:
+    their piece ids (1..count)."""
+    for value, box in _boxes(out, values):
+        pieces, count = ndi.label(out[box] == value, _structure(3))
+        voxels = np.nonzero(pieces)
+        drop = choose(value, box, voxels, pieces[voxels], count)
+        if len(drop):
+            out[box][np.isin(pieces, drop)] = 0
 
 
 # -- body mask ----------------------------------------------------------------------------------------
