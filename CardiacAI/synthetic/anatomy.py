@@ -588,6 +588,11 @@ def right_atrial_blood(rng: np.random.Generator, ivc_hu: float, svc_hu: float, w
     :data:`RA_OPACIFIED_SHARE` opacified. The texture is a function of LPS mm, so the atrium and its
     appendage, painted apart, share one field. Without contrast: ``{}`` (the tissue's own HU).
     ``rng`` draws the same numbers either way.
+
+    ``ivc_hu``, ``svc_hu``: the case's IVC and SVC blood, HU. Returns ``{"value": HU, "texture": f}`` where
+    ``f(X, Y, Z)`` takes LPS coordinates in mm (broadcastable arrays, as the canvas gives) and returns the HU
+    added to ``value`` there (0 to ``(svc - ivc) * dilution``); or ``{}``. Raises nothing. A model of
+    contrast inflow mixing, calibrated on LIDC-IDRI-0001 (:data:`RA_OPACIFIED_SHARE`), not a published one.
     """
     directions = rng.normal(size=(waves, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
