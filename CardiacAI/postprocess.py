@@ -8,7 +8,10 @@ works inside the bounding box of one structure at a time (``scipy.ndimage.find_o
 
 Anatomy rules (:data:`ANATOMY_RULES`, used by :func:`clean_labelmap`): a heart chamber, the
 myocardium, the pulmonary artery trunk and the superior vena cava are one connected object, so
-only their largest connected component is kept. Structures that may legitimately come in pieces
+only one connected component is kept: the one that shares the most border with the heart's chambers and
+myocardium, i.e. the piece that is part of the heart (:func:`keep_component_in_contact`), not simply the
+largest (a network can call a liver dome of 105 mL "left ventricular cavity", larger than the real cavity,
+which lies against the myocardium and the left atrium). Structures that may legitimately come in pieces
 keep every component above a minimum volume instead: the pulmonary veins (four separate veins),
 the aorta (ascending and descending aorta are separate when the field of view ends below the
 arch, as in most cardiac CT), and thin vessels (coronary sinus, internal mammary arteries), which
@@ -102,6 +105,63 @@ def _keep_largest_in_place(out: np.ndarray, boxes, structure: np.ndarray) -> Non
         sub = out[box]
         mask = sub == value
         sub[mask & ~largest_component(mask, structure)] = 0
+
+
+def keep_component_in_contact(labelmap: np.ndarray, values: Iterable[int] | None = None, *,
+                              touching: Iterable[int] | None = None, connectivity: int = 3) -> np.ndarray:
+    """Keep, of each structure, the connected component that touches the given structures most.
+
+    A component's contact is the number of voxels of the ``touching`` structures next to it (in the
+    26-neighbourhood: its outer one-voxel shell), counted on ``labelmap`` as given, so the result does not
+    depend on the order in which structures are processed. A heart chamber lies against the myocardium and
+    the other chambers, the superior vena cava opens into the right atrium; a piece the network put in the
+    liver, or beside the descending aorta, touches them little or not at all, however large it is. Ties
+    (e.g. no contact at all) keep the largest component, then the one met first in (k, j, i) order.
+
+    Parameters
+    ----------
+    labelmap: integer array (K, J, I), 0 = background, values >= 0.
+    values: label values to process (default: every non-zero value present).
+    touching: label values whose voxels count as contact (default: every non-zero value); a value's own
+        voxels never count.
+    connectivity: 1, 2 or 3 (26, default): how a structure's own voxels connect into components.
+
+    Returns a new array of the same dtype; the other components become 0. Where one voxel touches two
+    components of the value, it counts for one of them only.
+
+    Raises InputError for a non-integer, non-3D or negative-valued label map.
+    """
+    out = _checked_copy(labelmap)
+    _keep_in_contact_in_place(out, _boxes(out, values), _structure(connectivity),
+                              None if touching is None else {int(v) for v in touching})
+    return out
+
+
+def _keep_in_contact_in_place(out: np.ndarray, boxes, structure: np.ndarray, touching: set[int] | None,
+                              given: np.ndarray | None = None) -> None:
+    # contacts are measured on the label map as it came in (``given``), so the result does not depend on
+    # the order in which the structures are cleaned
+    if given is None:
+        given = out.copy() if len(boxes) > 1 else out
+    shape = out.shape
+    for value, box in boxes:
+        # the box grown by one voxel, so that the shell of a component on the box's side is seen
+        grown = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, shape))
+        sub, ref = out[grown], given[grown]
+        mask = ref == value
+        components, count = ndi.label(mask, structure=structure)
+        if count <= 1:
+            continue
+        # each voxel of a touching structure takes the (largest) component index in its 3 x 3 x 3 neighbourhood
+        near = ndi.maximum_filter(components, size=3, mode="constant", cval=0)
+        other = (ref != 0) if touching is None else np.isin(ref, sorted(touching))
+        other &= ~mask
+        contact = np.bincount(near[other], minlength=count + 1)[: count + 1]
+        sizes = component_sizes(components, count)
+        contact[0], sizes[0] = -1, -1
+        # lexsort: the last key is the primary one; the order's last entry is the best component
+        best = int(np.lexsort((-np.arange(count + 1), sizes, contact))[-1])
+        sub[mask & (components != best)] = 0
 
 
 def remove_small_components(labelmap: np.ndarray, values: Iterable[int] | None, spacing_ijk,
@@ -306,7 +366,8 @@ def _fill_holes_in_place(out: np.ndarray, boxes) -> None:
             sub[fillable[regions]] = value
 
 
-#: Post-processing per structure key: ("largest",) keeps the largest component; ("components", mm³)
+#: Post-processing per structure key: ("in_contact", keys) keeps the component that touches the structures
+#: ``keys`` most (:func:`keep_component_in_contact`); ("largest",) the largest component; ("components", mm³)
 #: keeps every component of at least that volume; ("none",) leaves the structure alone. Thresholds
 #: are far below the smallest real piece (a 1-cm stretch of a 2-mm IMA is 31 mm³; one 2.5-mm
 #: slice of a 20-mm descending aorta is 785 mm³) and well above isolated mis-classified voxels.
@@ -314,17 +375,23 @@ def _fill_holes_in_place(out: np.ndarray, boxes) -> None:
 #: volume breaks a 2-3 mm artery on 2-2.5 mm slices, and its pieces line up along the chest wall.
 IMA_GAP_MM = 6.0
 
+#: The heart itself, what a heart chamber, the myocardium and the vessels that open into the heart lie against.
+#: The great vessels are left out: the descending and abdominal aorta run far from the heart, and a false piece
+#: beside them (a "superior vena cava" beside the abdominal aorta on a synthetic test scan) touches them only.
+HEART_CHAMBERS_AND_WALL = ("left_atrium", "left_ventricle_cavity", "left_ventricle_myocardium", "right_atrium",
+                           "right_ventricle_cavity")
+
 ANATOMY_RULES: dict[str, tuple] = {
     "pulmonary_veins": ("components", 100.0),
-    "left_atrium": ("largest",),
-    "left_ventricle_cavity": ("largest",),
-    "left_ventricle_myocardium": ("largest",),
+    "left_atrium": ("in_contact", HEART_CHAMBERS_AND_WALL),
+    "left_ventricle_cavity": ("in_contact", HEART_CHAMBERS_AND_WALL),
+    "left_ventricle_myocardium": ("in_contact", HEART_CHAMBERS_AND_WALL),
     "aorta": ("components", 500.0),
     "coronary_sinus": ("components", 20.0),
-    "superior_vena_cava": ("largest",),
-    "right_atrium": ("largest",),
-    "right_ventricle_cavity": ("largest",),
-    "pulmonary_artery": ("largest",),
+    "superior_vena_cava": ("in_contact", HEART_CHAMBERS_AND_WALL),
+    "right_atrium": ("in_contact", HEART_CHAMBERS_AND_WALL),
+    "right_ventricle_cavity": ("in_contact", HEART_CHAMBERS_AND_WALL),
+    "pulmonary_artery": ("in_contact", HEART_CHAMBERS_AND_WALL),
     # an IMA runs 15-20 cm down the chest wall; a short bright piece elsewhere (an intercostal or
     # abdominal vessel) is not one, even when the network calls it so
     "left_internal_mammary_artery": ("elongated", 10.0, 30.0, IMA_GAP_MM),
@@ -344,7 +411,9 @@ def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
     label_set: a :class:`CardiacAI.labels.LabelSet` (``.structures`` with ``.key`` and ``.value``).
     spacing_ijk: voxel size (i, j, k) in mm.
     rules: structure key -> rule, overriding :data:`ANATOMY_RULES`; keys without a rule get
-        ("components", 10.0). Rules: ("largest",) keeps the largest connected component;
+        ("components", 10.0). Rules: ("in_contact", keys) keeps the connected component that touches the
+        structures ``keys`` most (:func:`keep_component_in_contact`; contacts as ``labelmap`` gives them);
+        ("largest",) keeps the largest connected component;
         ("components", mm3) every component of at least mm3; ("elongated", mm3, mm) every component
         of at least mm3 whose bounding box is at least mm long on some axis (a vessel's run);
         ("elongated", mm3, mm, gap_mm) the same, the run measured over all the structure's pieces
@@ -355,10 +424,13 @@ def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
     """
     table = dict(ANATOMY_RULES)
     table.update(rules or {})
-    largest, minimum, min_extent, gap, fill = [], {}, {}, {}, []
+    values = {structure.key: structure.value for structure in label_set.structures}
+    in_contact, largest, minimum, min_extent, gap, fill = {}, [], {}, {}, {}, []
     for structure in label_set.structures:
         rule = table.get(structure.key, ("components", 10.0))
-        if rule[0] == "largest":
+        if rule[0] == "in_contact" and len(rule) == 2:
+            in_contact[structure.value] = {values[key] for key in rule[1] if key in values}
+        elif rule[0] == "largest":
             largest.append(structure.value)
         elif rule[0] == "components":
             minimum[structure.value] = float(rule[1])
@@ -368,18 +440,24 @@ def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
             gap[structure.value] = float(rule[3]) if len(rule) == 4 else 0.0
         elif rule[0] != "none":
             raise InputError(f"unknown post-processing rule {rule!r} for '{structure.key}'",
-                             "use ('largest',), ('components', mm3), ('elongated', mm3, mm[, gap_mm]) or ('none',)")
+                             "use ('in_contact', keys), ('largest',), ('components', mm3), ('elongated', mm3, mm[, gap_mm]) "
+                             "or ('none',)")
         if rule[0] != "none":
             fill.append(structure.value)
-    # The three steps of keep_largest_component, remove_small_components and fill_holes on one
-    # copy, with one pass over the grid for the bounding boxes: the first two only remove voxels,
+    # The steps of keep_component_in_contact, keep_largest_component, remove_small_components and fill_holes
+    # on one copy, with one pass over the grid for the bounding boxes: all but the last only remove voxels,
     # so each structure's box shrinks at most and is re-measured inside its old box for the holes.
     out = _checked_copy(labelmap)
     boxes = dict(_boxes(out, None))
+    # contacts are counted on the map as the network gave it, for every structure alike
+    given = out.copy() if in_contact else out
+    for value in sorted(in_contact):
+        if value in boxes:
+            _keep_in_contact_in_place(out, [(value, boxes[value])], _structure(3), in_contact[value], given)
     _keep_largest_in_place(out, [(v, boxes[v]) for v in sorted(set(largest)) if v in boxes], _structure(3))
     _remove_small_in_place(out, [(v, boxes[v]) for v in sorted(minimum) if v in boxes], spacing_ijk, minimum,
                            _structure(3), min_extent, gap)
-    changed = set(largest) | set(minimum)
+    changed = set(in_contact) | set(largest) | set(minimum)
     fill_boxes = []
     for value in sorted(set(fill)):
         box = boxes.get(value)

@@ -14,6 +14,7 @@ from CardiacAI.postprocess import (
     clean_labelmap,
     fill_holes,
     keep_components_overlapping,
+    keep_component_in_contact,
     keep_largest_component,
     lung_in_front_mm,
     remove_pieces_behind_lung,
@@ -48,6 +49,71 @@ def test_keep_largest_component_per_structure():
 
     both = keep_largest_component(labelmap)  # every structure
     assert np.array_equal(both == 2, ball(labelmap.shape, (10, 45, 15), 2))
+
+
+def test_the_chamber_piece_that_touches_the_heart_is_kept_not_the_largest():
+    """A network that calls a liver dome "left ventricular cavity" gives a piece larger than the real
+    cavity but touching little else; the real cavity lies inside the myocardium, beside the atrium. The
+    piece in the heart must be kept (the largest-component rule kept the liver and lost the cavity on a
+    synthetic CTA)."""
+    shape = (40, 60, 90)
+    labelmap = np.zeros(shape, np.uint8)
+    myocardium = ball(shape, (20, 30, 25), 14) & ~ball(shape, (20, 30, 25), 9)
+    labelmap[myocardium] = 4
+    labelmap[ball(shape, (20, 30, 25), 9)] = 3  # the real cavity, inside the myocardium
+    labelmap[ball(shape, (20, 30, 45), 6) & (labelmap == 0)] = 2  # an atrium beside it
+    liver = ball(shape, (20, 30, 72), 12)
+    labelmap[liver] = 3  # larger, and touching only background
+    assert liver.sum() > ball(shape, (20, 30, 25), 9).sum()
+    original = labelmap.copy()
+
+    out = keep_component_in_contact(labelmap, [3])
+    np.testing.assert_array_equal(labelmap, original)  # input untouched
+    assert np.array_equal(out == 3, ball(shape, (20, 30, 25), 9))
+    np.testing.assert_array_equal(out[original != 3], original[original != 3])  # other structures untouched
+    # the largest-component rule keeps the liver: the difference is the point of the rule
+    assert np.array_equal(keep_largest_component(labelmap, [3]) == 3, liver)
+    # the pipeline's rules use it for the heart chambers
+    cleaned = clean_labelmap(labelmap, get_label_set("whole-heart"), SPACING_IJK)
+    assert np.array_equal(cleaned == 3, ball(shape, (20, 30, 25), 9))
+
+
+def test_a_vessel_piece_beside_the_aorta_loses_to_the_one_that_opens_into_the_heart():
+    """The superior vena cava opens into the right atrium. A larger false "SVC" piece lying against the
+    descending or abdominal aorta (a synthetic test scan) touches a great vessel, not the heart: contact
+    is counted with the chambers and myocardium only."""
+    from CardiacAI.postprocess import ANATOMY_RULES
+
+    labels = get_label_set("whole-heart")
+    value = {s.key: s.value for s in labels.structures}
+    shape = (40, 50, 90)
+    labelmap = np.zeros(shape, np.uint8)
+    labelmap[ball(shape, (30, 25, 20), 10)] = value["right_atrium"]
+    svc = ball(shape, (30, 25, 33), 4) & (labelmap == 0)  # against the atrium
+    labelmap[svc] = value["superior_vena_cava"]
+    labelmap[5:35, 15:35, 60:80] = value["aorta"]
+    false = ball(shape, (20, 25, 55), 6) & (labelmap == 0)  # larger, wrapped against the aorta
+    labelmap[false] = value["superior_vena_cava"]
+    assert false.sum() > svc.sum()
+    assert "aorta" not in ANATOMY_RULES["superior_vena_cava"][1]
+    # counted against every structure, the aorta's long border wins; against the heart, the atrium does
+    svc_value = value["superior_vena_cava"]
+    assert np.array_equal(keep_component_in_contact(labelmap, [svc_value]) == svc_value, false)
+    cleaned = clean_labelmap(labelmap, labels, SPACING_IJK)
+    assert np.array_equal(cleaned == svc_value, svc)
+
+
+def test_in_contact_rule_keeps_the_largest_where_no_piece_touches_anything():
+    shape = (20, 40, 60)
+    labelmap = np.zeros(shape, np.uint8)
+    labelmap[ball(shape, (10, 20, 15), 6)] = 7
+    labelmap[ball(shape, (10, 20, 45), 4)] = 7
+    out = keep_component_in_contact(labelmap)
+    assert np.array_equal(out == 7, ball(shape, (10, 20, 15), 6))
+    # a piece on the grid's side (its shell partly outside the grid) is handled
+    labelmap[0:3, 0:3, 0:3] = 2
+    labelmap[0:2, 0:2, 3] = 7
+    assert (keep_component_in_contact(labelmap, [7]) == 7).sum() == 4  # the piece touching structure 2
 
 
 def test_diagonal_thin_vessel_is_one_component_with_26_connectivity():
@@ -325,7 +391,8 @@ def test_edge_zone_count_equals_the_distance_map_definition(spacing_ijk, margin_
 
 def test_clean_labelmap_equals_its_three_steps_in_turn():
     """clean_labelmap shares one copy and one bounding-box pass between its steps; the result must be
-    what keep_largest_component, remove_small_components and fill_holes give one after the other."""
+    what keep_component_in_contact, keep_largest_component, remove_small_components and fill_holes give one
+    after the other."""
     from scipy import ndimage as ndi
 
     from CardiacAI.postprocess import ANATOMY_RULES
@@ -341,6 +408,9 @@ def test_clean_labelmap_equals_its_three_steps_in_turn():
                 blob = ndi.binary_dilation(seeds, iterations=int(rng.integers(1, 4)))
                 blob &= ~ndi.binary_erosion(blob, iterations=1) if rng.random() < 0.5 else blob  # hollow ones
                 labelmap[blob & (labelmap == 0)] = s.value
+            values = {s.key: s.value for s in labels.structures}
+            in_contact = {s.value: [values[k] for k in ANATOMY_RULES[s.key][1] if k in values]
+                          for s in labels.structures if ANATOMY_RULES[s.key][0] == "in_contact"}
             largest = [s.value for s in labels.structures if ANATOMY_RULES[s.key][0] == "largest"]
             minimum = {s.value: ANATOMY_RULES[s.key][1] for s in labels.structures
                        if ANATOMY_RULES[s.key][0] in ("components", "elongated")}
@@ -349,9 +419,13 @@ def test_clean_labelmap_equals_its_three_steps_in_turn():
             gap = {s.value: ANATOMY_RULES[s.key][3] for s in labels.structures
                    if ANATOMY_RULES[s.key][0] == "elongated" and len(ANATOMY_RULES[s.key]) == 4}
             fill = [s.value for s in labels.structures if ANATOMY_RULES[s.key][0] != "none"]
-            expected = fill_holes(remove_small_components(keep_largest_component(labelmap, largest), list(minimum),
-                                                          SPACING_IJK, minimum, min_extent_mm=extent, gap_mm=gap),
-                                  fill)
+            picked = labelmap
+            for value, touching in in_contact.items():  # each structure's contacts as the map came in
+                kept = keep_component_in_contact(labelmap, [value], touching=touching)
+                picked = np.where((labelmap == value) & (kept != value), 0, picked)
+            picked = keep_largest_component(picked, largest)
+            expected = fill_holes(remove_small_components(picked, list(minimum), SPACING_IJK, minimum,
+                                                          min_extent_mm=extent, gap_mm=gap), fill)
             result = clean_labelmap(labelmap, labels, SPACING_IJK)
             np.testing.assert_array_equal(result, expected)
             assert not np.array_equal(result, labelmap)  # the rules did something
