@@ -39,7 +39,9 @@ MODELS = [
     # at 2 mm) and 250 mm S-I (two windows) around the chambers, so the aorta and SVC keep their length:
     # on synthetic test scans 190 mm S-I cut them (mean Dice 0.819 CTA / 0.720 non-contrast), 250 mm gives
     # 0.853 / 0.747 at 1.3 s per scan, 240 mm on every axis 0.858 / 0.760 at 3.5 s
-    ("whole-heart-densevnet", "whole-heart-densevnet", "0.4.0",
+    # 0.5.0: one more cycle on generator 0.2.11 (contrast right atria drawn as swirls of SVC through IVC blood):
+    # better on every tuning protocol with the heart-contact rule (docs/segmentation.md)
+    ("whole-heart-densevnet", "whole-heart-densevnet", "0.5.0",
      "Whole heart, 10 structures (Dense V-Net, 2 mm, two-stage)",
      {"default": True, "localizer": {"model": "whole-heart-localizer", "version": "0.2.0", "margin_mm": 35.0,
                                      "max_size_mm": [190.0, 190.0, 250.0]},

@@ -24,11 +24,12 @@ for which in ${WHICH[@]}; do
         --val-every 250 --train-cases 60 --val-seeds 200000-200003 --fov random \
         --protocols cta:0.25,chest_contrast:0.25,gated_noncontrast:0.25,chest_noncontrast:0.25 \
         --synthseg-fraction 0.2 --seed 101 ;;
-    whole-heart)  # stage 2: Dense V-Net on the region of interest, three cosine cycles: the first (0.2.0; stopped
-      # by its 24-minute budget at step 2829), then twice 5000 steps at a third of the learning rate, each from the
-      # previous weights (0.3.0; 0.4.0 with 40 % non-contrast scans), each chosen over the one before on tuning scans
-      # through the whole pipeline (benchmarks/evaluate_models.py --tuning). The shipped cycles ran on generators
-      # 0.2, 0.2.5 and 0.2.5; this script runs all three on the current one.
+    whole-heart)  # stage 2: Dense V-Net on the region of interest, four cosine cycles: the first (0.2.0; stopped
+      # by its 24-minute budget at step 2829), then three times 5000 steps at a third of the learning rate, each from
+      # the previous weights (0.3.0; 0.4.0 with 40 % non-contrast scans; 0.5.0 on generator 0.2.11's right atria),
+      # each chosen over the one before on tuning scans through the whole pipeline (benchmarks/evaluate_models.py
+      # --tuning). The shipped cycles ran on generators 0.2, 0.2.5, 0.2.5 and 0.2.11; this script runs all four on
+      # the current one.
       WH=(--task whole-heart --network densevnet --spacing 2 --patch-size 48 --batch-size 2 --samples-per-case 2
           --train-cases 60 --fov cardiac --synthseg-fraction 0.1)
       MIX=(--protocols cta:0.35,chest_contrast:0.35,gated_noncontrast:0.15,chest_noncontrast:0.15)
@@ -37,9 +38,13 @@ for which in ${WHICH[@]}; do
       "${CLI[@]}" --output "$OUT/whole-heart-densevnet-cycle2" "${WH[@]}" "${MIX[@]}" --steps 5000 --max-minutes 40 \
         --lr 3e-4 --val-every 500 --val-seeds 100000-100005 --seed 204 \
         --init-from "$OUT/whole-heart-densevnet-cycle1/model.pt"
-      "${CLI[@]}" --output "$OUT/whole-heart-densevnet" "${WH[@]}" --steps 5000 --max-minutes 40 --lr 3e-4 \
-        --protocols cta:0.3,chest_contrast:0.3,gated_noncontrast:0.2,chest_noncontrast:0.2 \
-        --val-every 500 --val-seeds 100000-100005 --seed 205 --init-from "$OUT/whole-heart-densevnet-cycle2/model.pt" ;;
+      MIX=(--protocols cta:0.3,chest_contrast:0.3,gated_noncontrast:0.2,chest_noncontrast:0.2)
+      "${CLI[@]}" --output "$OUT/whole-heart-densevnet-cycle3" "${WH[@]}" "${MIX[@]}" --steps 5000 --max-minutes 40 \
+        --lr 3e-4 --val-every 500 --val-seeds 100000-100005 --seed 205 \
+        --init-from "$OUT/whole-heart-densevnet-cycle2/model.pt"
+      "${CLI[@]}" --output "$OUT/whole-heart-densevnet" "${WH[@]}" "${MIX[@]}" --steps 5000 --max-minutes 30 \
+        --lr 3e-4 --val-every 500 --val-seeds 100000-100005 --seed 207 \
+        --init-from "$OUT/whole-heart-densevnet-cycle3/model.pt" ;;
     ima-aorta-se-swin)  # the IMA/aorta paper's network, offered beside the default U-Net: SE-CNN and Swin levels
       # alternating, with a stride-2 stem so a step costs 0.27 s on 2 cores (1.39 s without); one cosine cycle of
       # 15000 steps from random weights (66 min); its weights are its best validation (step 13000)
