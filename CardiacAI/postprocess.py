@@ -377,7 +377,7 @@ IMA_GAP_MM = 6.0
 
 #: The heart itself, what a heart chamber, the myocardium and the vessels that open into the heart lie against.
 #: The great vessels are left out: the descending and abdominal aorta run far from the heart, and a false piece
-#: beside them (a "superior vena cava" beside the abdominal aorta on a synthetic test scan) touches them only.
+#: beside them (a "superior vena cava" against the lower aorta on a synthetic test scan) touches them only.
 HEART_CHAMBERS_AND_WALL = ("left_atrium", "left_ventricle_cavity", "left_ventricle_myocardium", "right_atrium",
                            "right_ventricle_cavity")
 
