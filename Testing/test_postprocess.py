@@ -199,6 +199,8 @@ def test_ima_pieces_too_short_to_be_the_artery_are_removed():
     assert np.array_equal(out == v["left_internal_mammary_artery"], expected)
     with pytest.raises(InputError, match="unknown post-processing rule"):
         clean_labelmap(labelmap, labels, SPACING_IJK, rules={"aorta": ("elongated", 10.0)})
+    with pytest.raises(InputError, match="unknown post-processing rule"):  # which structures count as contact?
+        clean_labelmap(labelmap, labels, SPACING_IJK, rules={"aorta": ("in_contact",)})
 
 
 def test_an_ima_broken_by_partial_volume_counts_as_one_artery():
