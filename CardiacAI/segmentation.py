@@ -290,13 +290,14 @@ def body_midline_index(body: np.ndarray, box: tuple[slice, slice, slice], direct
 
 
 def midline_band(body: np.ndarray, box: tuple[slice, slice, slice], spacing_ijk, direction,
-                 width_mm: float) -> tuple[slice, slice, slice]:
+                 width_mm: float, *, centre: int | None = None) -> tuple[slice, slice, slice]:
     """``box`` narrowed on the left-right axis to ``width_mm`` centred on the body's midline.
 
     ``body`` is the body mask, bool (K, J, I); ``box`` a (k, j, i) index box (e.g. the body's bounding
     box); ``spacing_ijk`` the voxel size (i, j, k) in mm; ``direction`` the image's 3x3 LPS direction;
-    ``width_mm`` the band's width in mm. Returns a (k, j, i) index box; raises nothing (an empty body
-    gives ``box`` back). The midline is the median of the body's voxels
+    ``width_mm`` the band's width in mm; ``centre`` the midline's index on the left-right axis when the
+    caller already has it from :func:`body_midline_index` on the same ``body`` and ``box`` (found here
+    otherwise). Returns a (k, j, i) index box; raises nothing (an empty body gives ``box`` back). The midline is the median of the body's voxels
     along the left-right axis inside ``box`` (half of the body on each side), which stays on the sternum
     and the spine when an arm lies beside the chest. The band is clipped to ``box``, never moved off the
     midline. The IMAs and the thoracic aorta lie within about 65 mm of the midline (the generator's
@@ -304,7 +305,8 @@ def midline_band(body: np.ndarray, box: tuple[slice, slice, slice], spacing_ijk,
     lateral chest wall and the arms.
     """
     axis = left_right_axis(direction)
-    centre = body_midline_index(body, box, direction)
+    if centre is None:
+        centre = body_midline_index(body, box, direction)
     if centre is None:
         return box
     half = int(np.ceil(width_mm / 2 / float(np.asarray(spacing_ijk, float)[2 - axis])))
@@ -444,6 +446,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     timings["load_model_s"] = time.perf_counter() - t
 
     box = body_box = None
+    midline = None  # the body's midline index on the left-right axis, for a task with a midline band
     body_full = None  # the body on the whole grid, when it has been found
     if entry.localizer:
         loc_entry = catalog.get(entry.localizer["model"], entry.localizer.get("version"))
@@ -467,7 +470,10 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         box = crop_box_around(body_full, image.spacing, BODY_BOX_MARGIN_MM)
         body_box = box
         if box is not None and entry.midline_band_mm:
-            box = midline_band(body_full, box, image.spacing, image.direction, entry.midline_band_mm)
+            # found once: the band is centred on it and the midline rule below measures from it
+            midline = body_midline_index(body_full, box, image.direction)
+            box = midline_band(body_full, box, image.spacing, image.direction, entry.midline_band_mm,
+                               centre=midline)
         timings["body_s"] = time.perf_counter() - t
     check_cancel()
 
@@ -517,12 +523,10 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
                    "region_kji": None if box is None else [[s.start, s.stop] for s in box]})
     check_cancel()
     t = time.perf_counter()
-    if entry.midline_band_mm and body_box is not None:
+    if midline is not None:
         # the band's structures lie near the midline: a piece far to the side is something else
-        midline = body_midline_index(body_full, body_box, image.direction)
-        if midline is not None:
-            labels = remove_pieces_off_midline(labels, label_set, midline, left_right_axis(image.direction),
-                                               image.spacing)
+        labels = remove_pieces_off_midline(labels, label_set, midline, left_right_axis(image.direction),
+                                           image.spacing)
     roi = box if box is not None else (slice(None),) * 3
     min_volume_ml = entry.min_volume_ml or 0.0
     presence = structure_presence(image.with_array(labels), label_set, image, min_volume_ml=min_volume_ml)
