@@ -280,7 +280,7 @@ def left_right_axis(direction) -> int:
 def body_midline_index(body: np.ndarray, box: tuple[slice, slice, slice], direction) -> int | None:
     """The body's midline: the index on the left-right axis (:func:`left_right_axis`) that has half of the
     body's voxels inside ``box`` on each side. ``body``: bool (K, J, I); ``box``: a (k, j, i) index box;
-    ``direction``: the image's 3x3 LPS direction. None when the box holds no body."""
+    ``direction``: the image's 3x3 LPS direction. None when the box holds no body; raises nothing."""
     axis = left_right_axis(direction)
     profile = np.count_nonzero(body[box], axis=tuple(a for a in range(3) if a != axis))
     cumulative = np.cumsum(profile)
