@@ -523,11 +523,13 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
                    "region_kji": None if box is None else [[s.start, s.stop] for s in box]})
     check_cancel()
     t = time.perf_counter()
+    roi = box if box is not None else (slice(None),) * 3
     if midline is not None:
         # the band's structures lie near the midline: a piece far to the side is something else
-        labels = remove_pieces_off_midline(labels, label_set, midline, left_right_axis(image.direction),
-                                           image.spacing)
-    roi = box if box is not None else (slice(None),) * 3
+        # (every label lies in the region the network ran on: work there, not on the whole grid)
+        axis = left_right_axis(image.direction)
+        labels[roi] = remove_pieces_off_midline(labels[roi], label_set, midline - (roi[axis].start or 0), axis,
+                                                image.spacing)
     min_volume_ml = entry.min_volume_ml or 0.0
     presence = structure_presence(image.with_array(labels), label_set, image, min_volume_ml=min_volume_ml)
     # A structure judged absent is reported with its reason and found volume but not drawn: the result
