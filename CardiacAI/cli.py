@@ -195,7 +195,7 @@ def _cmd_segment(args) -> int:
             state = "present" if row["present"] else "ABSENT"
             extra = f" ({row['reason']})" if row["reason"] else ""
             mass = f", {row['mass_g']:.1f} g" if row["mass_g"] is not None else ""
-            print(f"{row['name']:<32} {row['volume_ml']:9.1f} mL{mass}  {state}{extra}")
+            print(f"{row['name']:<32} {_volume_text(row['volume_ml'])} mL{mass}  {state}{extra}")
         since = start if task == tasks[0] else task_start
         print(f"{result.run['model']['id']} {result.run['model']['version']} on {result.run['device_reason']}; "
               f"{time.perf_counter() - since:.1f} s from {'reading' if since == start else 'starting'} to "
@@ -206,6 +206,12 @@ def _cmd_segment(args) -> int:
     for backup in backups:
         print(f"earlier results kept in {backup}")
     return 0
+
+
+def _volume_text(volume_ml: float) -> str:
+    """A structure's volume (mL) for the terminal, 9 characters wide: one decimal, or three below 1 mL, so that
+    a present internal mammary artery (a 30 mm piece is 0.05 mL) never reads "0.0 mL present"."""
+    return f"{volume_ml:9.1f}" if volume_ml == 0 or volume_ml >= 1 else f"{volume_ml:9.3f}"
 
 
 def _segment_cohort(args, tasks: list[str], models: dict) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from CardiacAI.cli import main, orientation_description
+from CardiacAI.cli import _volume_text, main, orientation_description
 from CardiacAI.io import read_image, read_labelmap
 
 
@@ -96,3 +96,11 @@ def test_convert_labelmap_to_seg_nrrd_and_back_on_real_ct_grid(lidc1_dir, lidc1_
     assert np.array_equal(result.array, labels)
     names = [s.name for s in get_label_set("whole-heart").structures]
     assert "Aorta" in names
+
+
+def test_small_present_volume_is_never_printed_as_zero():
+    """A present 30 mm internal mammary artery is 0.05 mL: the terminal must not say "0.0 mL present"."""
+    assert _volume_text(0.049).strip() == "0.049"
+    assert _volume_text(106.656).strip() == "106.7"
+    assert _volume_text(0.0).strip() == "0.0"
+    assert len({len(_volume_text(v)) for v in (0.0, 0.049, 1.0, 723.4)}) == 1  # the columns stay aligned
