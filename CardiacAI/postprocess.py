@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -181,7 +181,9 @@ def remove_small_components(labelmap: np.ndarray, values: Iterable[int] | None, 
     min_extent_mm: value -> mm: a component of that value is also removed when its bounding box is
         shorter than this on every axis (a vessel piece too short to be that vessel).
     gap_mm: value -> mm: for ``min_extent_mm``, the bounding box is that of all the value's pieces
-        within this distance of each other (a vessel broken by partial volume measured whole).
+        within this distance of each other (a vessel broken by partial volume measured whole); one
+        number, or three (k, j, i) for a gap that differs per array axis (each piece then grown by an
+        ellipsoid with half those lengths as semi-axes).
 
     Returns a new array; removed voxels become 0.
 
@@ -252,12 +254,15 @@ def _remove_small_in_place(out: np.ndarray, boxes, spacing_ijk, min_volume_mm3, 
             sub[small[components]] = 0
 
 
-def _runs(components: np.ndarray, count: int, mask: np.ndarray, spacing_kji: np.ndarray, gap_mm: float) -> np.ndarray:
+def _runs(components: np.ndarray, count: int, mask: np.ndarray, spacing_kji: np.ndarray,
+          gap_mm: float | Sequence[float]) -> np.ndarray:
     """The run (mm, the longest side of the bounding box) of each component 1..count of ``components``,
     taken over the pieces of ``mask`` that lie within ``gap_mm`` of each other (a thin vessel broken by
-    partial volume counts as one vessel): float array (count,).
+    partial volume counts as one vessel): float array (count,). ``gap_mm``: one length, or one per array
+    axis (k, j, i).
 
-    Two pieces are within the gap when, each grown by a ball of half the gap, they touch or overlap
+    Two pieces are within the gap when, each grown by a ball of half the gap (an ellipsoid with half the
+    per-axis gaps as semi-axes), they touch or overlap
     (26-neighbourhood). That is decided on the pieces' surface voxels alone, as pairs of voxels whose
     offset lies in :func:`_gap_offsets`: an IMA's few hundred voxels in a box of ten million cost
     milliseconds, where growing the whole box cost a second on a 512 x 512 x 261 scan."""
@@ -268,13 +273,14 @@ def _runs(components: np.ndarray, count: int, mask: np.ndarray, spacing_kji: np.
     boxes = ndi.find_objects(components)
     lo = np.array([[s.start for s in box] for box in boxes])
     hi = np.array([[s.stop for s in box] for box in boxes])
-    if gap_mm <= 0:
+    gaps = np.broadcast_to(np.asarray(gap_mm, float), (3,))
+    if np.all(gaps <= 0):
         return np.array([run(a, b) for a, b in zip(lo, hi)], float)
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    offsets = _gap_offsets(spacing_kji, gap_mm)
+    offsets = _gap_offsets(spacing_kji, gaps)
     centre = np.array(offsets.shape) // 2
     points = _surface_voxels(mask)
     piece = components[tuple(points.T)]
@@ -296,14 +302,19 @@ def _runs(components: np.ndarray, count: int, mask: np.ndarray, spacing_kji: np.
     return np.array([run(group_lo[g], group_hi[g]) for g in group], float)
 
 
-def _gap_offsets(spacing_kji: np.ndarray, gap_mm: float) -> np.ndarray:
+def _gap_offsets(spacing_kji: np.ndarray, gap_mm: float | Sequence[float]) -> np.ndarray:
     """Voxel offsets (k, j, i) at which two voxels, each grown by a ball of radius ``gap_mm`` / 2
     (the grid points within that distance in mm), touch or overlap: a centred boolean array, symmetric
     and closed under steps towards its centre (so a nearest pair of two pieces is found on their
-    surfaces)."""
-    radius = np.floor(gap_mm / 2 / spacing_kji + 1e-9).astype(int)
+    surfaces). ``gap_mm`` per array axis (k, j, i) grows them by an ellipsoid with semi-axes half those gaps;
+    a gap of 0 on an axis allows no offset along it."""
+    gaps = np.broadcast_to(np.asarray(gap_mm, float), (3,))
+    radius = np.floor(gaps / 2 / spacing_kji + 1e-9).astype(int)
     grid = np.ogrid[tuple(slice(-r, r + 1) for r in radius)]
-    ball = sum((g * d) ** 2 for g, d in zip(grid, spacing_kji)) <= (gap_mm / 2) ** 2
+    # scaled to the largest gap, so that equal gaps give the ball exactly (a factor of 1.0)
+    largest = float(gaps.max())
+    scale = [largest / g if g > 0 else 0.0 for g in gaps]
+    ball = sum((g * d * f) ** 2 for g, d, f in zip(grid, spacing_kji, scale)) <= (largest / 2) ** 2
     size = 2 * (2 * radius + 1) + 1  # ball + ball + one voxel, per axis
     out = np.zeros(size, bool)
     out[tuple(n // 2 for n in size)] = True
@@ -371,9 +382,13 @@ def _fill_holes_in_place(out: np.ndarray, boxes) -> None:
 #: keeps every component of at least that volume; ("none",) leaves the structure alone. Thresholds
 #: are far below the smallest real piece (a 1-cm stretch of a 2-mm IMA is 31 mm³; one 2.5-mm
 #: slice of a 20-mm descending aorta is 785 mm³) and well above isolated mis-classified voxels.
-#: Pieces of an internal mammary artery this close (mm) count as one artery for its 30 mm run: partial
-#: volume breaks a 2-3 mm artery on 2-2.5 mm slices, and its pieces line up along the chest wall.
-IMA_GAP_MM = 6.0
+#: Pieces of an internal mammary artery this close count as one artery for its 30 mm run, (along, across) the
+#: body's long axis in mm: partial volume and a stretch the network misses break a 2-3 mm artery along its
+#: course, so its pieces line up down the chest wall. Across, 9 mm allows the artery's drift over such a stretch
+#: (the real left IMA of LIDC-IDRI-0001 moves 0.2 mm sideways per mm down) plus its width. On that scan the
+#: network broke it into pieces 17.5 mm apart; on the synthetic tuning scans this grouping changed only
+#: non-contrast scans, by keeping true pieces (docs/segmentation.md). Until 2026-11-22: 6 mm every way.
+IMA_GAP_MM = (30.0, 9.0)
 
 #: The heart itself, what a heart chamber, the myocardium and the vessels that open into the heart lie against.
 #: The great vessels are left out: the descending and abdominal aorta run far from the heart, and a false piece
@@ -401,8 +416,20 @@ ANATOMY_RULES: dict[str, tuple] = {
 }
 
 
+def _gap_per_axis(gap, long_axis: int):
+    """A rule's gap as mm per array axis (k, j, i): one number for every axis, or (along_mm, across_mm) with
+    ``along_mm`` on ``long_axis``. Raises InputError for anything else."""
+    if isinstance(gap, (int, float)):
+        return float(gap)
+    if len(gap) != 2:
+        raise InputError(f"a gap is one length in mm or a pair (along_mm, across_mm), got {gap!r}")
+    per_axis = [float(gap[1])] * 3
+    per_axis[long_axis] = float(gap[0])
+    return tuple(per_axis)
+
+
 def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
-                   rules: Mapping[str, tuple] | None = None) -> np.ndarray:
+                   rules: Mapping[str, tuple] | None = None, *, long_axis: int = 0) -> np.ndarray:
     """Apply the anatomy rules to a predicted label map: components per structure, then holes.
 
     Parameters
@@ -418,10 +445,20 @@ def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
         of at least mm3 whose bounding box is at least mm long on some axis (a vessel's run);
         ("elongated", mm3, mm, gap_mm) the same, the run measured over all the structure's pieces
         that lie within gap_mm of each other (a thin vessel broken by partial volume is one vessel);
+        gap_mm may be a pair (along_mm, across_mm): the gap along ``long_axis`` and across it (a vessel
+        that runs down the body is broken along its course, not beside it);
         ("none",) leaves the structure alone.
+    long_axis: the array axis (0 = k, 1 = j, 2 = i) closest to the patient's superior-inferior axis
+        (k for axial slices; :func:`CardiacAI.coordinates.array_axis_along` gives it from the direction).
 
     Hole filling (:func:`fill_holes`) follows for every structure whose rule is not ("none",).
+
+    Raises InputError for an unknown rule, a gap that is neither one length nor a pair, or a ``long_axis``
+    other than 0, 1 or 2.
     """
+    if long_axis not in (0, 1, 2):
+        raise InputError(f"long_axis must be 0, 1 or 2 (k, j, i), got {long_axis!r}",
+                         "pass the array axis closest to superior-inferior (0 for axial slices)")
     table = dict(ANATOMY_RULES)
     table.update(rules or {})
     values = {structure.key: structure.value for structure in label_set.structures}
@@ -437,10 +474,11 @@ def clean_labelmap(labelmap: np.ndarray, label_set, spacing_ijk,
         elif rule[0] == "elongated" and len(rule) in (3, 4):
             minimum[structure.value] = float(rule[1])
             min_extent[structure.value] = float(rule[2])
-            gap[structure.value] = float(rule[3]) if len(rule) == 4 else 0.0
+            gap[structure.value] = _gap_per_axis(rule[3], long_axis) if len(rule) == 4 else 0.0
         elif rule[0] != "none":
             raise InputError(f"unknown post-processing rule {rule!r} for '{structure.key}'",
-                             "use ('in_contact', keys), ('largest',), ('components', mm3), ('elongated', mm3, mm[, gap_mm]) "
+                             "use ('in_contact', keys), ('largest',), ('components', mm3), "
+                             "('elongated', mm3, mm[, gap_mm or (along_mm, across_mm)]) "
                              "or ('none',)")
         if rule[0] != "none":
             fill.append(structure.value)

@@ -501,7 +501,8 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         # before the run-length rule, so that a pulmonary vessel never lengthens an IMA's run
         labels[roi] = remove_pieces_behind_lung(labels[roi], label_set, region.array, body, image.spacing,
                                                 image.direction)
-        labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing)
+        labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing,
+                                     long_axis=array_axis_along(image.direction, 2)[0])
         timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t
         return labels, region
 

@@ -203,29 +203,59 @@ def test_ima_pieces_too_short_to_be_the_artery_are_removed():
         clean_labelmap(labelmap, labels, SPACING_IJK, rules={"aorta": ("in_contact",)})
 
 
-def test_an_ima_broken_by_partial_volume_counts_as_one_artery():
-    """Pieces of an IMA a few mm apart along the chest wall are one artery for the 30 mm rule; the same
-    short pieces far apart are two short bright vessels and go."""
-    labels = get_label_set("ima-aorta")
-    lima = {s.key: s.value for s in labels.structures}["left_internal_mammary_artery"]
-    labelmap = np.zeros((60, 40, 40), np.uint8)  # SPACING_IJK: slices 2.5 mm apart
+def _broken_imas(lima: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pieces of left IMA on axial slices (SPACING_IJK: 2.5 mm apart along k, the body's long axis), and which
+    of them are one artery under the IMA rule's gap (30 mm along the body, 9 mm across)."""
+    labelmap = np.zeros((80, 60, 60), np.uint8)
     labelmap[2:10, 10:12, 10:12] = lima   # 20 mm long, 2 voxels wide
     labelmap[12:20, 10:12, 11:13] = lima  # 20 mm, two slices (5 mm) further down: together a 45 mm run
     labelmap[30:38, 30:32, 30:32] = lima  # 20 mm
-    labelmap[46:54, 30:32, 30:32] = lima  # 20 mm, 20 mm further down: not the same artery
-    out = clean_labelmap(labelmap, labels, SPACING_IJK)
+    labelmap[46:54, 30:32, 31:33] = lima  # 20 mm, 20 mm further down its course: the same artery, a stretch missed
+    labelmap[60:68, 45:47, 30:32] = lima  # 20 mm
+    labelmap[60:68, 45:47, 50:52] = lima  # 20 mm beside it, 13 mm across: another short vessel
     expected = np.zeros(labelmap.shape, bool)
     expected[2:10, 10:12, 10:12] = expected[12:20, 10:12, 11:13] = True
+    expected[30:38, 30:32, 30:32] = expected[46:54, 30:32, 31:33] = True
+    return labelmap, expected
+
+
+def test_an_ima_broken_along_its_course_counts_as_one_artery():
+    """Pieces of an IMA up to 30 mm apart down the chest wall (and 9 mm across) are one artery for the 30 mm
+    rule; short pieces side by side are separate short vessels and go."""
+    labels = get_label_set("ima-aorta")
+    lima = {s.key: s.value for s in labels.structures}["left_internal_mammary_artery"]
+    labelmap, expected = _broken_imas(lima)
+    out = clean_labelmap(labelmap, labels, SPACING_IJK)
     assert np.array_equal(out == lima, expected)
     # without the gap rule each 20 mm piece is too short
     no_gap = clean_labelmap(labelmap, labels, SPACING_IJK,
                             rules={"left_internal_mammary_artery": ("elongated", 10.0, 30.0)})
     assert not (no_gap == lima).any()
+    # a gap of 6 mm every way (the rule until 2026-11-22) keeps only the pieces 5 mm apart
+    near = clean_labelmap(labelmap, labels, SPACING_IJK, rules={"left_internal_mammary_artery": ("elongated", 10.0, 30.0, 6.0)})
+    assert np.array_equal(near == lima, expected & (np.arange(80) < 30)[:, None, None])
+
+
+def test_the_gap_follows_the_body_long_axis_on_any_array_axis():
+    """The same arteries on a grid whose i axis runs down the body (a sagittal acquisition): with ``long_axis=2``
+    the result is the axial one transposed; an unknown axis or a malformed gap is refused."""
+    labels = get_label_set("ima-aorta")
+    lima = {s.key: s.value for s in labels.structures}["left_internal_mammary_artery"]
+    labelmap, expected = _broken_imas(lima)
+    spacing_ijk = (SPACING_IJK[2], SPACING_IJK[1], SPACING_IJK[0])  # the 2.5 mm steps now along i
+    out = clean_labelmap(np.ascontiguousarray(labelmap.transpose(2, 1, 0)), labels, spacing_ijk, long_axis=2)
+    assert np.array_equal(out == lima, expected.transpose(2, 1, 0))
+    with pytest.raises(InputError, match="long_axis"):
+        clean_labelmap(labelmap, labels, SPACING_IJK, long_axis=3)
+    with pytest.raises(InputError, match="along_mm, across_mm"):
+        clean_labelmap(labelmap, labels, SPACING_IJK,
+                       rules={"left_internal_mammary_artery": ("elongated", 10.0, 30.0, (30.0, 9.0, 9.0))})
 
 
 def test_pieces_within_the_gap_are_exactly_those_whose_grown_balls_touch():
     """The gap rule's grouping, found from surface-voxel pairs, equals its definition: every piece grown
-    by a ball of half the gap, grown pieces that touch (26-neighbourhood) being one vessel."""
+    by a ball of half the gap (an ellipsoid of half the per-axis gaps), grown pieces that touch
+    (26-neighbourhood) being one vessel."""
     from scipy import ndimage as ndi
 
     rng = np.random.default_rng(5)
@@ -236,13 +266,16 @@ def test_pieces_within_the_gap_are_exactly_those_whose_grown_balls_touch():
             mask = ndi.binary_dilation(mask)
         spacing_ijk = (float(rng.uniform(0.4, 1.0)), float(rng.uniform(0.4, 1.0)), float(rng.choice([0.6, 1.25, 2.5])))
         gap, extent = float(rng.uniform(1.0, 9.0)), float(rng.uniform(3.0, 15.0))
+        if rng.random() < 0.5:  # a gap per axis (k, j, i): pieces grown by an ellipsoid
+            gap = tuple(float(g) for g in rng.uniform(1.0, 12.0, 3))
         got = remove_small_components(mask.astype(np.uint8), [1], spacing_ijk, 0.0,
                                       min_extent_mm={1: extent}, gap_mm={1: gap}) == 1
         # the definition, on a grid padded so that no grown piece is cut at the array's side
         d = np.asarray(spacing_ijk)[::-1]
-        r = np.ceil(gap / 2 / d).astype(int)
+        gaps = np.broadcast_to(np.asarray(gap, float), (3,))
+        r = np.ceil(gaps / 2 / d).astype(int)
         grid = np.ogrid[tuple(slice(-n, n + 1) for n in r)]
-        half_ball = sum((g * s) ** 2 for g, s in zip(grid, d)) <= (gap / 2) ** 2
+        half_ball = sum((g * s / (h / 2)) ** 2 for g, s, h in zip(grid, d, gaps)) <= 1.0
         padded = np.pad(mask, [(n + 1, n + 1) for n in r])
         groups, _ = ndi.label(ndi.binary_dilation(padded, half_ball), structure=np.ones((3, 3, 3), bool))
         groups = groups[tuple(slice(n + 1, -(n + 1)) for n in r)] * mask
@@ -391,6 +424,10 @@ def test_edge_zone_count_equals_the_distance_map_definition(spacing_ijk, margin_
         assert 0 < expected < len(voxels[0])  # the case is not trivial
 
 
+def _along_k(gap):
+    return gap if isinstance(gap, float) else (gap[0], gap[1], gap[1])
+
+
 def test_clean_labelmap_equals_its_three_steps_in_turn():
     """clean_labelmap shares one copy and one bounding-box pass between its steps; the result must be
     what keep_component_in_contact, keep_largest_component, remove_small_components and fill_holes give one
@@ -418,7 +455,8 @@ def test_clean_labelmap_equals_its_three_steps_in_turn():
                        if ANATOMY_RULES[s.key][0] in ("components", "elongated")}
             extent = {s.value: ANATOMY_RULES[s.key][2] for s in labels.structures
                       if ANATOMY_RULES[s.key][0] == "elongated"}
-            gap = {s.value: ANATOMY_RULES[s.key][3] for s in labels.structures
+            # a rule's (along, across) gap, per array axis (k, j, i) with k down the body, as on axial slices
+            gap = {s.value: _along_k(ANATOMY_RULES[s.key][3]) for s in labels.structures
                    if ANATOMY_RULES[s.key][0] == "elongated" and len(ANATOMY_RULES[s.key]) == 4}
             fill = [s.value for s in labels.structures if ANATOMY_RULES[s.key][0] != "none"]
             picked = labelmap
