@@ -53,7 +53,9 @@ MODELS = [
     # synthetic tuning scans and the first to label LIDC-IDRI-0001's aorta below the hiatus (docs/segmentation.md);
     # 0.6.0: one more on generator 0.2.10 (intercostal muscle in front of the IMAs): better on every tuning
     # protocol and on the real aorta check, no false structure on either real CT
-    ("ima-aorta-unet", "ima-aorta-unet", "0.6.0",
+    # 0.7.0: one more at a third of the learning rate on generator 0.2.11 (bright injected veins): better IMAs on
+    # every tuning protocol, the same real aorta check, both IMAs of the real contrast CT found in part
+    ("ima-aorta-unet", "ima-aorta-unet", "0.7.0",
      "Internal mammary arteries and aorta with perivascular regions (U-Net, 1 x 1 x 2 mm)",
      {"default": True, "min_volume_ml": IMA_AORTA_MIN_ML, "midline_band_mm": 200.0}),
     # the IMA/aorta paper's SE + Swin network (strided stem for the CPU) beat the U-Net on the synthetic tuning

@@ -56,9 +56,10 @@ for which in ${WHICH[@]}; do
       # after 0.2.3 made them thinner with the lung close behind (0.3.0; stopped at 4400 by its budget),
       # 5000 more after 0.2.4-0.2.5 put them in the chest wall's fat (0.4.0), 5000 + 5000 more after
       # 0.2.6-0.2.8 put the abdominal aorta in front of the spine and bent the body forward below the chest
-      # (0.5.0), and 5000 more after 0.2.9-0.2.10 ran the IMAs unbroken among intercostal muscle (0.6.0).
-      # The shipped model's cycles ran on generators 0.2.1, 0.2.1, 0.2.2, 0.2.3, 0.2.5, 0.2.7, 0.2.8 and
-      # 0.2.10; this script runs all eight on the current one.
+      # (0.5.0), 5000 more after 0.2.9-0.2.10 ran the IMAs unbroken among intercostal muscle (0.6.0), and
+      # 5000 more at a third of the learning rate after 0.2.11 drew the injected veins bright (0.7.0).
+      # The shipped model's cycles ran on generators 0.2.1, 0.2.1, 0.2.2, 0.2.3, 0.2.5, 0.2.7, 0.2.8,
+      # 0.2.10 and 0.2.11; this script runs all nine on the current one.
       IMA=("${IMA_DATA[@]}" --network unet --val-every 400)
       "${CLI[@]}" --output "$OUT/ima-aorta-unet-phase1" "${IMA[@]}" --steps 4000 --max-minutes 30 --seed 303
       "${CLI[@]}" --output "$OUT/ima-aorta-unet-phase2" "${IMA[@]}" --steps 6000 --max-minutes 40 --seed 304 \
@@ -73,8 +74,10 @@ for which in ${WHICH[@]}; do
         --init-from "$OUT/ima-aorta-unet-phase5/model.pt"
       "${CLI[@]}" --output "$OUT/ima-aorta-unet-phase7" "${IMA[@]}" --steps 5000 --max-minutes 32 --seed 313 \
         --init-from "$OUT/ima-aorta-unet-phase6/model.pt"
-      "${CLI[@]}" --output "$OUT/ima-aorta-unet" "${IMA[@]}" --steps 5000 --max-minutes 32 --seed 317 \
-        --init-from "$OUT/ima-aorta-unet-phase7/model.pt" ;;
+      "${CLI[@]}" --output "$OUT/ima-aorta-unet-phase8" "${IMA[@]}" --steps 5000 --max-minutes 32 --seed 317 \
+        --init-from "$OUT/ima-aorta-unet-phase7/model.pt"
+      "${CLI[@]}" --output "$OUT/ima-aorta-unet" "${IMA[@]}" --steps 5000 --max-minutes 24 --seed 319 --lr 3e-4 \
+        --init-from "$OUT/ima-aorta-unet-phase8/model.pt" ;;
     *) echo "unknown model $which" >&2; exit 2 ;;
   esac
 done
