@@ -419,9 +419,9 @@ ANATOMY_RULES: dict[str, tuple] = {
 def _gap_per_axis(gap, long_axis: int):
     """A rule's gap as mm per array axis (k, j, i): one number for every axis, or (along_mm, across_mm) with
     ``along_mm`` on ``long_axis``. Raises InputError for anything else."""
-    if isinstance(gap, (int, float)):
+    if np.ndim(gap) == 0:  # any real number, numpy's included
         return float(gap)
-    if len(gap) != 2:
+    if np.ndim(gap) != 1 or len(gap) != 2:
         raise InputError(f"a gap is one length in mm or a pair (along_mm, across_mm), got {gap!r}")
     per_axis = [float(gap[1])] * 3
     per_axis[long_axis] = float(gap[0])
