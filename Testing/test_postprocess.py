@@ -13,6 +13,7 @@ from CardiacAI.postprocess import (
     body_mask_from_ct,
     clean_labelmap,
     fill_holes,
+    keep_components_near,
     keep_components_overlapping,
     keep_component_in_contact,
     keep_largest_component,
@@ -453,6 +454,8 @@ def test_clean_labelmap_equals_its_three_steps_in_turn():
             largest = [s.value for s in labels.structures if ANATOMY_RULES[s.key][0] == "largest"]
             minimum = {s.value: ANATOMY_RULES[s.key][1] for s in labels.structures
                        if ANATOMY_RULES[s.key][0] in ("components", "elongated")}
+            near = {s.value: ANATOMY_RULES[s.key] for s in labels.structures if ANATOMY_RULES[s.key][0] == "near"}
+            minimum.update({value: rule[2] for value, rule in near.items()})
             extent = {s.value: ANATOMY_RULES[s.key][2] for s in labels.structures
                       if ANATOMY_RULES[s.key][0] == "elongated"}
             # a rule's (along, across) gap, per array axis (k, j, i) with k down the body, as on axial slices
@@ -464,11 +467,84 @@ def test_clean_labelmap_equals_its_three_steps_in_turn():
                 kept = keep_component_in_contact(labelmap, [value], touching=touching)
                 picked = np.where((labelmap == value) & (kept != value), 0, picked)
             picked = keep_largest_component(picked, largest)
-            expected = fill_holes(remove_small_components(picked, list(minimum), SPACING_IJK, minimum,
-                                                          min_extent_mm=extent, gap_mm=gap), fill)
+            kept = remove_small_components(picked, list(minimum), SPACING_IJK, minimum, min_extent_mm=extent,
+                                           gap_mm=gap)
+            for value, rule in near.items():  # near the chambers as the first two steps left them
+                kept = keep_components_near(kept, [value], [values[k] for k in rule[1] if k in values],
+                                            SPACING_IJK, rule[3], reference=picked)
+            expected = fill_holes(kept, fill)
             result = clean_labelmap(labelmap, labels, SPACING_IJK)
             np.testing.assert_array_equal(result, expected)
             assert not np.array_equal(result, labelmap)  # the rules did something
+
+
+def test_vein_pieces_far_from_the_heart_are_dropped_and_those_near_it_kept():
+    """With the whole-heart anatomy rules, a pulmonary vein piece against the left atrium and one broken off 5 mm
+    inside the allowed distance are kept; one 5 mm beyond it (in the lung) is not, nor a coronary sinus piece as
+    far off (in the liver), while the one against the atrium stays."""
+    from CardiacAI.postprocess import VEIN_NEAR_HEART_MM
+
+    labels = get_label_set("whole-heart")
+    v = {s.key: s.value for s in labels.structures}
+    step = SPACING_IJK[0]  # the pieces lie along i (0.7 mm), in the atrium's middle slice
+    radius, vein = 20.0, 4.0  # mm
+    shape = (20, int((2 * radius + 2 * VEIN_NEAR_HEART_MM + 60) / step), int((2 * radius + 2 * VEIN_NEAR_HEART_MM + 60) / step))
+    centre = (10, int((radius + 10) / step), int((radius + 10) / step))
+    atrium = ball(shape, centre, radius)
+    labelmap = np.zeros(shape, np.uint8)
+    labelmap[atrium] = v["left_atrium"]
+
+    def piece_at(gap_mm):  # a vein ball whose nearest voxel lies about gap_mm beyond the atrium's surface
+        return ball(shape, (10, centre[1], centre[2] + round((radius + gap_mm + vein) / step)), vein) & ~atrium
+
+    against, broken, in_lung = piece_at(0.0), piece_at(VEIN_NEAR_HEART_MM - 5), piece_at(VEIN_NEAR_HEART_MM + 5)
+    labelmap[against | broken | in_lung] = v["pulmonary_veins"]
+    in_liver = ball(shape, (10, centre[1] + round((radius + VEIN_NEAR_HEART_MM + 5 + vein) / step), centre[2]), vein)
+    beside = ball(shape, (10, centre[1] - round((radius + vein) / step), centre[2]), vein) & ~atrium
+    labelmap[in_liver | beside] = v["coronary_sinus"]
+    pieces = (against, broken, in_lung, in_liver, beside)
+    assert all(p.sum() > 100 for p in pieces)  # every piece lies inside the grid
+    assert sum(p.sum() for p in pieces) == np.logical_or.reduce(pieces).sum()  # and apart from the others
+    out = clean_labelmap(labelmap, labels, SPACING_IJK)
+    assert np.array_equal(out == v["pulmonary_veins"], against | broken)
+    assert np.array_equal(out == v["coronary_sinus"], beside)
+    assert (out == v["left_atrium"]).sum() == atrium.sum()
+
+
+def test_components_near_equal_their_distance_map_definition():
+    """A component is kept exactly when its nearest voxel lies within the distance (mm) of a ``near`` voxel,
+    as the Euclidean distance map of the ``near`` structures over the whole grid gives it (anisotropic voxels)."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(5)
+    spacing = (0.7, 0.9, 2.5)
+    for distance in (1.0, 2.5, 5.0):
+        labelmap = np.zeros((20, 60, 60), np.uint8)
+        labelmap[ndi.binary_dilation(rng.random(labelmap.shape) < 0.002, iterations=1)] = 2
+        labelmap[(rng.random(labelmap.shape) < 0.003) & (labelmap == 0)] = 1
+        labelmap[ndi.binary_dilation(rng.random(labelmap.shape) < 0.0005, iterations=1) & (labelmap == 0)] = 5
+        out = keep_components_near(labelmap, [1], [2, 5], spacing, distance)
+        to_near = ndi.distance_transform_edt(~np.isin(labelmap, [2, 5]), sampling=spacing[::-1])
+        components, count = ndi.label(labelmap == 1, structure=np.ones((3, 3, 3)))
+        nearest = ndi.minimum(to_near, components, np.arange(1, count + 1))
+        expected = np.isin(components, 1 + np.flatnonzero(np.asarray(nearest) <= distance))
+        np.testing.assert_array_equal(out == 1, expected)
+        assert 0 < expected.sum() < (labelmap == 1).sum()  # some kept, some dropped
+        assert np.array_equal(out[labelmap != 1], labelmap[labelmap != 1])  # nothing else touched
+
+
+def test_components_near_read_the_reference_and_refuse_bad_input():
+    labelmap = np.zeros((5, 20, 20), np.uint8)
+    labelmap[2, 5, 5] = 1
+    reference = labelmap.copy()
+    reference[2, 5, 7] = 3  # 2 voxels (1.4 mm) away on the reference only
+    assert not keep_components_near(labelmap, [1], [3], SPACING_IJK, 5.0).any()  # no structure 3: nothing kept
+    assert keep_components_near(labelmap, [1], [3], SPACING_IJK, 5.0, reference=reference)[2, 5, 5] == 1
+    assert not keep_components_near(labelmap, [1], [3], SPACING_IJK, 1.0, reference=reference).any()
+    with pytest.raises(InputError, match="non-negative"):
+        keep_components_near(labelmap, [1], [3], SPACING_IJK, -1.0)
+    with pytest.raises(InputError, match="differs"):
+        keep_components_near(labelmap, [1], [3], SPACING_IJK, 5.0, reference=reference[:4])
 
 
 def test_components_wholly_outside_a_region_are_dropped_and_crossing_ones_kept_whole():
