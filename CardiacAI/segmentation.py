@@ -123,12 +123,55 @@ def predict_labels(image: Image, entry, network, device, *, progress: ProgressCa
     """Run one catalog model on ``image`` and return its label map on ``image``'s grid (uint8).
 
     :func:`predict_model_grid_probabilities`, then the class probabilities trilinearly resampled
-    onto the input grid and their argmax (:func:`CardiacAI.inference.labels_from_probabilities_onto`).
-    Raises :class:`OperationCancelled` when ``cancel`` is set.
+    onto the input grid and their argmax (:func:`CardiacAI.inference.labels_from_probabilities_onto`), after the
+    class weights of an unenhanced scan where the model has them (:func:`unenhanced_class_weights`; the decision
+    is in the result's ``metadata["contrast_decision"]``). Raises :class:`OperationCancelled` when ``cancel`` is set.
     """
     grid, probs = predict_model_grid_probabilities(image, entry, network, device, progress=progress,
                                                    cancel=cancel, progress_range=progress_range)
-    return image.with_array(labels_from_probabilities_onto(probs, grid, image), modality="", metadata={})
+    weights, decision = unenhanced_class_weights(probs, grid, entry)
+    for value, weight in weights.items():
+        probs[value] *= weight
+    return image.with_array(labels_from_probabilities_onto(probs, grid, image), modality="",
+                            metadata={"contrast_decision": decision} if decision else {})
+
+
+def unenhanced_class_weights(probs: np.ndarray, grid: Image, entry) -> tuple[dict[int, float], dict[str, Any]]:
+    """The class weights a catalog model's ``unenhanced_weights`` asks for on this scan, and why.
+
+    On a scan without contrast a thin artery is a soft-tissue dot in fat, and the network's argmax under-calls it.
+    Where the model's catalog entry gives ``unenhanced_weights`` ({"reference": key, "below_hu": HU, "weights":
+    {key: factor}}), the scan counts as unenhanced when the voxels the network labels as the reference structure
+    (the argmax on the model grid) have a mean below ``below_hu`` (HU): enhanced blood is over 150 HU, unenhanced
+    blood 30-50 HU. Then each listed structure's probability is multiplied by its factor before the argmax (a
+    lower decision threshold for it); factors and threshold are chosen on synthetic tuning scans
+    (docs/segmentation.md).
+
+    Parameters
+    ----------
+    probs: class probabilities (C, K, J, I) on the model grid, C the label set's values including background.
+    grid: the model grid (its array the resampled CT in HU), as :func:`predict_model_grid_probabilities` returns.
+    entry: the catalog entry (:class:`CardiacAI.models.catalog.ModelEntry`).
+
+    Returns
+    -------
+    (label value -> factor, empty when nothing is weighted; the decision for the run record: reference key,
+    its mean HU, whether the scan counts as unenhanced, the factors applied; empty without a rule).
+    Raises nothing: without the reference structure the scan is not judged and nothing is weighted.
+    """
+    rule = entry.unenhanced_weights
+    if not rule:
+        return {}, {}
+    from .inference import labels_from_probabilities
+
+    values = {s.key: s.value for s in get_label_set(entry.label_set).structures}
+    reference = labels_from_probabilities(probs) == values[rule["reference"]]
+    mean_hu = float(np.asarray(grid.array)[reference].mean()) if reference.any() else None
+    unenhanced = mean_hu is not None and mean_hu < float(rule["below_hu"])
+    applied = {key: float(w) for key, w in rule["weights"].items()} if unenhanced else {}
+    decision = {"reference": rule["reference"], "reference_mean_hu": None if mean_hu is None else round(mean_hu, 1),
+                "below_hu": float(rule["below_hu"]), "unenhanced": unenhanced, "class_weights": applied}
+    return {values[key]: w for key, w in applied.items()}, decision
 
 
 def predict_model_grid_labels(image: Image, entry, network, device, *, progress: ProgressCallback | None = None,
@@ -477,6 +520,8 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         timings["body_s"] = time.perf_counter() - t
     check_cancel()
 
+    contrast: list[dict[str, Any] | None] = [None]  # the unenhanced-scan decision of the last region segmented
+
     def segment_region(box, progress_range):
         """(labels on the whole grid, the cropped CT): the network's labels inside ``box`` (None: the
         whole scan), restricted to the body and cleaned per structure; background outside the box.
@@ -485,6 +530,8 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         region = image if box is None else crop_image(image, box)
         fine = predict_labels(region, entry, network, device, progress=report, cancel=cancel,
                               progress_range=progress_range)
+        if "contrast_decision" in fine.metadata:
+            contrast[0] = fine.metadata["contrast_decision"]
         timings["segment_s"] = timings.get("segment_s", 0.0) + time.perf_counter() - t
         check_cancel()
         report(progress_range[1], "post-processing")
@@ -565,6 +612,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         "mixed_precision": device.mixed_precision,
         "precision": device.autocast_dtype or "float32",
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        **({"contrast_decision": contrast[0]} if contrast[0] else {}),
         "input": {
             "source": str(image.metadata.get("source_path", "")),
             "series_instance_uid": image.metadata.get("series_instance_uid"),

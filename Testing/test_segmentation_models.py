@@ -138,11 +138,40 @@ def test_ima_aorta_on_real_contrast_ct(lidc1_image):
         assert min(right) - 6 <= k <= max(right) + 6, f"right IMA voxel on slice {k}, far beyond the artery's track"
         assert np.hypot(track_points[:, 1] - j, track_points[:, 2] - i).min() * pixel <= 6.0, (k, j, i)
     assert result.presence["peri_ima_region"].present
+    # an arterial-phase scan: the IMAs' probabilities are left as the network gave them (aorta 381 HU on the model grid)
+    decision = result.run["contrast_decision"]
+    assert decision["unenhanced"] is False and decision["reference_mean_hu"] > 250 and not decision["class_weights"]
     # measurements.csv counts every voxel of the label map, the periaortic region beyond the midline band included
     assert result.run["stages"][-1]["region"] == "midline band"
     for row in result.measurements:
         voxels = np.count_nonzero(lab == row["value"])
         assert row["volume_ml"] == pytest.approx(voxels * lidc1_image.voxel_volume_ml, abs=1e-3), row["key"]
+
+
+def test_ima_aorta_on_real_noncontrast_ct(lidc2_image):
+    """LIDC-IDRI-0002 has no contrast: the pipeline must say so and weight the IMAs, and whatever IMA it then
+    reports must lie where an IMA runs, beside the sternum behind the anterior chest wall, not on the pulmonary
+    vessels that earlier models and lower thresholds took for IMAs here (50-70 mm from the midline, 66-173 mm
+    behind the front of the chest), nor on bone: unenhanced blood is 30-50 HU. Measured with U-Net 0.7.0: no IMA
+    with weight 2; with weight 3 a right IMA piece on the sternum's right edge (18 mm, mean 379 HU), which this
+    test refuses."""
+    _shipped("ima-aorta")
+    result = segment(lidc2_image, "ima-aorta", prefer_gpu=False)
+    decision = result.run["contrast_decision"]
+    assert decision["unenhanced"] is True and decision["reference_mean_hu"] < 80  # unenhanced blood: 30-50 HU
+    assert decision["class_weights"] == {"left_internal_mammary_artery": 2.0, "right_internal_mammary_artery": 2.0}
+    assert result.presence["aorta"].present
+    body = body_mask_from_ct(lidc2_image)
+    lab = result.labelmap.array
+    spacing = lidc2_image.spacing  # (i, j, k) mm; axial slices, j from front to back, i from right to left
+    midline_i = float(np.median(np.nonzero(body)[2]))
+    for key in ("left_internal_mammary_artery", "right_internal_mammary_artery"):
+        artery = lab == result.label_set.by_key(key).value
+        assert not artery.any() or lidc2_image.array[artery].mean() < 200.0, (key, lidc2_image.array[artery].mean())
+        for k, j, i in zip(*np.nonzero(artery)):
+            front = int(np.argmax(body[k, :, i]))  # the body's first row in this column
+            assert abs(i - midline_i) * spacing[0] <= 50.0, (key, k, j, i)
+            assert (j - front) * spacing[1] <= 45.0, (key, k, j, i, front)
 
 
 def _real_ima_track(image, side: str) -> dict[int, tuple[int, int]]:

@@ -361,3 +361,53 @@ def test_a_catalog_entry_cannot_have_both_a_localiser_and_a_midline_band(two_sta
     (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [loc, main]}))
     with pytest.raises(ModelError, match="both a localizer and a midline band"):
         ModelCatalog.load(root / "catalog.json")
+
+
+def _unenhanced_entry(tmp_path, rule):
+    root = tmp_path / "catalog"
+    entry = catalog_entry_from_card(write_random_model(root / "ima", "ima-aorta", 4, spacing_mm=3.0),
+                                    "ima", "1.0.0", "IMA", catalog_dir=root, default=True)
+    entry["unenhanced_weights"] = rule
+    (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [entry]}))
+    return ModelCatalog.load(root / "catalog.json").get("ima")
+
+
+@pytest.mark.parametrize("aorta_hu, unenhanced", [(40.0, True), (380.0, False)])
+def test_the_imas_are_weighted_only_on_a_scan_whose_aorta_is_unenhanced(tmp_path, aorta_hu, unenhanced):
+    """An artery the network gives 0.3 against 0.7 background is labelled on an unenhanced scan (weight 3: 0.9 >
+    0.7) and not on an enhanced one, judged by the mean HU of the voxels the network calls aorta."""
+    from CardiacAI.inference import labels_from_probabilities
+    from CardiacAI.segmentation import unenhanced_class_weights
+
+    entry = _unenhanced_entry(tmp_path, {"reference": "aorta", "below_hu": 120.0,
+                                         "weights": {"left_internal_mammary_artery": 3.0,
+                                                     "right_internal_mammary_artery": 3.0}})
+    probs = np.zeros((6, 4, 10, 10), np.float32)
+    probs[0] = 1.0
+    probs[:, :, 2:6, 2:6] = 0.0
+    probs[4, :, 2:6, 2:6] = 1.0  # aorta
+    probs[0, :, 8, 8], probs[1, :, 8, 8] = 0.7, 0.3  # a faint left IMA
+    ct = np.full((4, 10, 10), -100.0, np.float32)
+    ct[:, 2:6, 2:6] = aorta_hu
+    grid = Image(ct, spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0), direction=np.eye(3), modality="CT")
+    weights, decision = unenhanced_class_weights(probs, grid, entry)
+    assert decision["unenhanced"] is unenhanced and decision["reference_mean_hu"] == pytest.approx(aorta_hu)
+    assert weights == ({1: 3.0, 2: 3.0} if unenhanced else {})
+    for value, weight in weights.items():
+        probs[value] *= weight
+    assert bool((labels_from_probabilities(probs)[:, 8, 8] == 1).all()) == unenhanced
+
+    probs[4] = 0.0  # no aorta predicted: the scan is not judged, nothing weighted
+    probs[0, :, 2:6, 2:6] = 1.0
+    weights, decision = unenhanced_class_weights(probs, grid, entry)
+    assert weights == {} and decision["reference_mean_hu"] is None and decision["unenhanced"] is False
+
+
+def test_unenhanced_weights_must_name_structures_of_the_label_set(tmp_path):
+    from CardiacAI.errors import ModelError
+
+    with pytest.raises(ModelError, match="'lima' is not a structure of label set 'ima-aorta'"):
+        _unenhanced_entry(tmp_path / "a", {"reference": "aorta", "below_hu": 120.0, "weights": {"lima": 3.0}})
+    with pytest.raises(ModelError, match="unenhanced_weights"):  # the schema: a factor below 1 lowers, not lifts
+        _unenhanced_entry(tmp_path / "b", {"reference": "aorta", "below_hu": 120.0,
+                                           "weights": {"left_internal_mammary_artery": 0.5}})

@@ -87,6 +87,10 @@ class ModelEntry:
     #: one-stage models: width (mm) of the left-right band around the body's midline that inference
     #: covers (None: the body's whole bounding box); see CardiacAI.segmentation.midline_band.
     midline_band_mm: float | None = None
+    #: {"reference": key, "below_hu": HU, "weights": {key: factor}}: class weights before the argmax on an
+    #: unenhanced scan (the reference structure's predicted voxels below ``below_hu`` on average); see
+    #: CardiacAI.segmentation.unenhanced_class_weights. None: the plain argmax.
+    unenhanced_weights: dict[str, Any] | None = None
 
     # -- what the card says -----------------------------------------------------------------------
     @property
@@ -457,6 +461,7 @@ def _entry_from_json(item: dict[str, Any], index: int, catalog_dir: Path, source
         problems.append(f"field weights.size_bytes: shipped weights of {weights['size_bytes']} bytes exceed the "
                         f"{MAX_SHIPPED_WEIGHTS_BYTES}-byte package limit (give a url instead)")
     problems.extend(_label_problems(item["label_set"], card["labels"]))
+    problems.extend(_unenhanced_weight_problems(item["label_set"], item.get("unenhanced_weights")))
     if problems:
         raise ModelError(f"{where}: " + "; ".join(problems), "fix the entry or its card so they agree")
 
@@ -485,6 +490,7 @@ def _entry_from_json(item: dict[str, Any], index: int, catalog_dir: Path, source
         min_volume_ml={k: float(v) for k, v in item.get("min_volume_ml", {}).items()},
         hidden=bool(item.get("hidden", False)),
         midline_band_mm=float(item["midline_band_mm"]) if "midline_band_mm" in item else None,
+        unenhanced_weights=copy.deepcopy(item.get("unenhanced_weights")),
     )
 
 
@@ -492,6 +498,17 @@ def _valid_file_name(name: str) -> bool:
     import re
 
     return bool(re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name))
+
+
+def _unenhanced_weight_problems(label_set_name: str, rule: dict[str, Any] | None) -> list[str]:
+    from ..labels import available_label_sets, get_label_set
+
+    if rule is None or label_set_name not in available_label_sets():
+        return []
+    keys = {s.key for s in get_label_set(label_set_name).structures}
+    named = [rule["reference"], *rule["weights"]]
+    return [f"field unenhanced_weights: '{key}' is not a structure of label set '{label_set_name}'"
+            for key in named if key not in keys]
 
 
 def _label_problems(label_set_name: str, card_labels: list[dict[str, Any]]) -> list[str]:
