@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -49,6 +50,9 @@ class CohortRow:
     volumes_ml: structure key -> volume in mL, for structures found present.
     mass_g: LV myocardial mass in g (whole heart), else None.
     task: the segmentation task of the row.
+    contrast: the run's ``contrast_decision`` (:func:`CardiacAI.segmentation.unenhanced_class_weights`) when its
+        model judges the scan's contrast, else None: in a cohort, which scans were segmented as unenhanced (their
+        IMAs weighted) must be known to the analysis.
     """
 
     scan: str
@@ -59,6 +63,7 @@ class CohortRow:
     volumes_ml: dict[str, float] = dataclasses.field(default_factory=dict)
     mass_g: float | None = None
     task: str = ""
+    contrast: dict | None = None
 
 
 def scan_names(inputs: Sequence[str | Path]) -> list[str]:
@@ -90,17 +95,28 @@ def _row_from_folder(scan: str, source: str, folder: Path, message: str) -> Coho
                     row.volumes_ml[rec["key"]] = float(rec["volume_ml"])
                 if rec.get("mass_g"):
                     row.mass_g = float(rec["mass_g"])
+    record = folder / "run.json"
+    if record.is_file():
+        try:
+            row.contrast = json.loads(record.read_text(encoding="utf-8")).get("contrast_decision")
+        except (OSError, ValueError):  # a damaged record costs the column, not the cohort
+            row.contrast = None
     return row
 
 
 def cohort_table(rows: Sequence[CohortRow], task: str) -> str:
     """The CSV text of ``cohort.csv``: scan, input, status, message, seconds, then one
     ``<structure key>_ml`` column per structure of the task's label set (empty when the structure
-    was not found), and ``lv_myocardial_mass_g`` for the whole heart."""
+    was not found), ``lv_myocardial_mass_g`` for the whole heart, and for the IMA/aorta task
+    ``unenhanced`` (True/False: whether the scan was segmented as one without contrast) and
+    ``contrast_reference_mean_hu`` (the predicted aorta's mean HU on the model grid that decided it), empty where
+    the model does not judge contrast."""
     keys = [s.key for s in get_label_set(task).structures]
     fields = ["scan", "input", "status", "message", "seconds"] + [f"{k}_ml" for k in keys]
     if task == "whole-heart":
         fields.append("lv_myocardial_mass_g")
+    if task == "ima-aorta":
+        fields += ["unenhanced", "contrast_reference_mean_hu"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
@@ -110,6 +126,11 @@ def cohort_table(rows: Sequence[CohortRow], task: str) -> str:
         rec.update({f"{k}_ml": (f"{row.volumes_ml[k]:.2f}" if k in row.volumes_ml else "") for k in keys})
         if task == "whole-heart":
             rec["lv_myocardial_mass_g"] = "" if row.mass_g is None else f"{row.mass_g:.1f}"
+        if task == "ima-aorta":
+            decision = row.contrast or {}
+            hu = decision.get("reference_mean_hu")
+            rec["unenhanced"] = "" if "unenhanced" not in decision else str(bool(decision["unenhanced"]))
+            rec["contrast_reference_mean_hu"] = "" if hu is None else f"{hu:.1f}"
         writer.writerow(rec)
     return buffer.getvalue()
 
@@ -204,7 +225,7 @@ def segment_cohort(inputs: Sequence[str | Path], task: str | Sequence[str], outd
                     row = CohortRow(name, str(source), "done", "", time.perf_counter() - start,
                                     {m["key"]: float(m["volume_ml"]) for m in result.measurements if m["present"]},
                                     next((m["mass_g"] for m in result.measurements if m["mass_g"] is not None),
-                                         None))
+                                         None), contrast=result.run.get("contrast_decision"))
                     del result  # the next task's peak memory need not hold this one's label maps
             row.task = t
             rows[t].append(row)

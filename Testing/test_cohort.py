@@ -98,3 +98,35 @@ def test_cohort_refuses_no_inputs_and_a_file_as_output(catalog, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="not a folder"):
         segment_cohort([tmp_path / "x.nii.gz"], "whole-heart", tmp_path / "file", catalog=catalog)
+
+
+def test_ima_cohort_table_says_which_scans_were_segmented_as_unenhanced(tmp_path):
+    """With a model that judges contrast, each IMA/aorta row says whether the scan was segmented as unenhanced and
+    on what HU, from the run itself and, for a skipped scan, from the run.json its earlier run wrote."""
+    from CardiacAI.cohort import CohortRow, cohort_table
+
+    root = tmp_path / "catalog"
+    entry = catalog_entry_from_card(write_random_model(root / "ima", "ima-aorta", 6, spacing_mm=4.0),
+                                    "ima", "1.0.0", "IMA", catalog_dir=root, default=True)
+    entry["unenhanced_weights"] = {"reference": "aorta", "below_hu": 120.0,
+                                   "weights": {"left_internal_mammary_artery": 2.0}}
+    (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [entry]}))
+    ima_catalog = ModelCatalog.load(root / "catalog.json")
+    path = tmp_path / "patient.nii.gz"
+    write_image(_ct(3), path)
+    out = tmp_path / "out"
+    done = segment_cohort([path], "ima-aorta", out, catalog=ima_catalog, prefer_gpu=False, overview=False)
+    first = _table(out)
+    recorded = json.loads((out / "patient" / "run.json").read_text())["contrast_decision"]
+    assert done[0].contrast == recorded and first[0]["unenhanced"] == str(recorded["unenhanced"])
+    hu = recorded["reference_mean_hu"]
+    assert first[0]["contrast_reference_mean_hu"] == ("" if hu is None else f"{hu:.1f}")
+    skipped = segment_cohort([path], "ima-aorta", out, catalog=ima_catalog, prefer_gpu=False, overview=False)
+    assert skipped[0].status == "skipped" and _table(out) == [{**first[0], "status": "skipped",
+                                                              "message": skipped[0].message, "seconds": "0.00"}]
+    text = cohort_table([CohortRow("a", "a", "done", contrast={"unenhanced": True, "reference_mean_hu": 35.24}),
+                         CohortRow("b", "b", "failed", "unreadable")], "ima-aorta")
+    rows = list(csv.DictReader(text.splitlines()))
+    assert (rows[0]["unenhanced"], rows[0]["contrast_reference_mean_hu"]) == ("True", "35.2")
+    assert (rows[1]["unenhanced"], rows[1]["contrast_reference_mean_hu"]) == ("", "")
+    assert "unenhanced" not in cohort_table([], "whole-heart")
