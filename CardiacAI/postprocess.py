@@ -18,7 +18,8 @@ arch, as in most cardiac CT), and thin vessels (coronary sinus, internal mammary
 partial-volume effects can break. The veins that drain into the heart (pulmonary veins, coronary sinus) keep
 only the pieces near its chambers (:func:`keep_components_near`). Thin vessels are never opened, closed or smoothed, so they stay
 thin. An internal mammary artery piece must also run at least 30 mm, together with the pieces within
-6 mm of it (the artery broken by partial volume): the artery runs 15-20 cm down the chest wall, and
+30 mm of it along the body's long axis and 9 mm across (:data:`IMA_GAP_MM`: the artery broken by partial
+volume and by stretches the network misses): the artery runs 15-20 cm down the chest wall, and
 short bright pieces elsewhere are other vessels. It must also lie in front of the lung
 (:func:`remove_pieces_behind_lung`): the artery runs on the inside of the anterior chest wall, in front of
 the pleura, so a piece with lung between it and the front of the chest is a pulmonary vessel. An aorta piece
