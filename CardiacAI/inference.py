@@ -141,7 +141,8 @@ def resample_labels_onto(labelmap: Image, reference: Image) -> Image:
     return reference.with_array(sitk.GetArrayFromImage(out), modality="", metadata={})
 
 
-def labels_from_probabilities_onto(probs: np.ndarray, grid: Image, reference: Image) -> np.ndarray:
+def labels_from_probabilities_onto(probs: np.ndarray, grid: Image, reference: Image,
+                                   model_labels: np.ndarray | None = None) -> np.ndarray:
     """Label map on ``reference``'s grid from class probabilities on the model's grid ``grid``.
 
     Each reference voxel gets the class whose probability, trilinearly interpolated at the voxel's
@@ -160,6 +161,8 @@ def labels_from_probabilities_onto(probs: np.ndarray, grid: Image, reference: Im
     probs: float array (C, K, J, I), class scores on ``grid`` (any scores whose argmax is the label).
     grid: the model's grid (its array is ignored; its geometry places ``probs``).
     reference: the grid to label (its array is ignored).
+    model_labels: the argmax of ``probs`` on ``grid`` (uint8 (K, J, I), :func:`labels_from_probabilities`) when the
+        caller has it already; computed here otherwise.
 
     Returns
     -------
@@ -167,14 +170,18 @@ def labels_from_probabilities_onto(probs: np.ndarray, grid: Image, reference: Im
 
     Raises
     ------
-    InputError: ``probs`` is not (C, K, J, I) of ``grid``'s shape.
+    InputError: ``probs`` is not (C, K, J, I) of ``grid``'s shape, or ``model_labels`` not (K, J, I) of it.
     """
     from scipy import ndimage
 
     probs = np.asarray(probs)
     if probs.ndim != 4 or probs.shape[1:] != grid.array.shape:
         raise InputError(f"class scores of shape {probs.shape} do not match the model grid {grid.array.shape}")
-    model_labels = labels_from_probabilities(probs)
+    if model_labels is None:
+        model_labels = labels_from_probabilities(probs)
+    elif model_labels.shape != probs.shape[1:] or model_labels.dtype != np.uint8:
+        raise InputError(f"model-grid labels {model_labels.dtype} {model_labels.shape} do not match the class scores "
+                         f"{probs.shape}", "pass labels_from_probabilities(probs), or leave model_labels out")
     # One nearest-neighbour resampling carries both the label (low byte) and whether the model voxel
     # has another label in its 3x3x3 neighbourhood (bit 8), which holds the 8 voxels around any point
     # whose nearest voxel it is.

@@ -129,14 +129,18 @@ def predict_labels(image: Image, entry, network, device, *, progress: ProgressCa
     """
     grid, probs = predict_model_grid_probabilities(image, entry, network, device, progress=progress,
                                                    cancel=cancel, progress_range=progress_range)
-    weights, decision = unenhanced_class_weights(probs, grid, entry)
+    model_labels = labels_from_probabilities(probs)
+    weights, decision = unenhanced_class_weights(probs, grid, entry, model_labels=model_labels)
     for value, weight in weights.items():
         probs[value] *= weight
-    return image.with_array(labels_from_probabilities_onto(probs, grid, image), modality="",
+    if weights:  # the weights move the argmax
+        model_labels = None
+    return image.with_array(labels_from_probabilities_onto(probs, grid, image, model_labels), modality="",
                             metadata={"contrast_decision": decision} if decision else {})
 
 
-def unenhanced_class_weights(probs: np.ndarray, grid: Image, entry) -> tuple[dict[int, float], dict[str, Any]]:
+def unenhanced_class_weights(probs: np.ndarray, grid: Image, entry,
+                             model_labels: np.ndarray | None = None) -> tuple[dict[int, float], dict[str, Any]]:
     """The class weights a catalog model's ``unenhanced_weights`` asks for on this scan, and why.
 
     On a scan without contrast a thin artery is a soft-tissue dot in fat, and the network's argmax under-calls it.
@@ -152,6 +156,7 @@ def unenhanced_class_weights(probs: np.ndarray, grid: Image, entry) -> tuple[dic
     probs: class probabilities (C, K, J, I) on the model grid, C the label set's values including background.
     grid: the model grid (its array the resampled CT in HU), as :func:`predict_model_grid_probabilities` returns.
     entry: the catalog entry (:class:`CardiacAI.models.catalog.ModelEntry`).
+    model_labels: the argmax of ``probs`` (uint8 (K, J, I)) when the caller has it already; computed here otherwise.
 
     Returns
     -------
@@ -162,10 +167,10 @@ def unenhanced_class_weights(probs: np.ndarray, grid: Image, entry) -> tuple[dic
     rule = entry.unenhanced_weights
     if not rule:
         return {}, {}
-    from .inference import labels_from_probabilities
-
     values = {s.key: s.value for s in get_label_set(entry.label_set).structures}
-    reference = labels_from_probabilities(probs) == values[rule["reference"]]
+    if model_labels is None:
+        model_labels = labels_from_probabilities(probs)
+    reference = model_labels == values[rule["reference"]]
     mean_hu = float(np.asarray(grid.array)[reference].mean()) if reference.any() else None
     unenhanced = mean_hu is not None and mean_hu < float(rule["below_hu"])
     applied = {key: float(w) for key, w in rule["weights"].items()} if unenhanced else {}

@@ -84,6 +84,11 @@ def test_probabilities_come_back_as_the_argmax_of_their_trilinear_resampling():
     assert labels.shape == reference.array.shape and 0.5 < inside.mean() < 1
     assert len(np.unique(labels[inside])) == 4
     np.testing.assert_array_equal(labels[inside], labels_from_probabilities(resampled)[inside])
+    # the model-grid argmax the caller already has gives the same labels; one of another grid is refused
+    np.testing.assert_array_equal(
+        labels_from_probabilities_onto(probs, grid, reference, labels_from_probabilities(probs)), labels)
+    with pytest.raises(InputError, match="model-grid labels"):
+        labels_from_probabilities_onto(probs, grid, reference, labels_from_probabilities(probs[:, :, :5]))
 
 
 def test_a_thin_artery_keeps_its_width_between_model_voxels():

@@ -393,6 +393,9 @@ def test_the_imas_are_weighted_only_on_a_scan_whose_aorta_is_unenhanced(tmp_path
     weights, decision = unenhanced_class_weights(probs, grid, entry)
     assert decision["unenhanced"] is unenhanced and decision["reference_mean_hu"] == pytest.approx(aorta_hu)
     assert weights == ({1: 3.0, 2: 3.0} if unenhanced else {})
+    # the same decision from the model-grid labels the pipeline has already computed
+    assert unenhanced_class_weights(probs, grid, entry, model_labels=labels_from_probabilities(probs)) == (
+        weights, decision)
     for value, weight in weights.items():
         probs[value] *= weight
     assert bool((labels_from_probabilities(probs)[:, 8, 8] == 1).all()) == unenhanced
