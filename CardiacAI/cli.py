@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same scan)")
     gen.add_argument("--protocol", default="cta", choices=["cta", "gated_noncontrast", "chest_noncontrast", "chest_contrast"])
     gen.add_argument("--spacing", type=float, default=1.0, help="isotropic voxel size in mm (0.3-3)")
-    gen.add_argument("--fov", default="chest", choices=["chest", "cardiac", "narrow", "random"])
+    gen.add_argument("--fov", default="chest", choices=["chest", "cardiac", "heart_region", "narrow", "random"])
     gen.set_defaults(func=_cmd_generate)
 
     for register in _optional_subcommands():

@@ -493,6 +493,25 @@ def test_narrow_field_of_view_reports_cropped_structures_absent():
     assert absent_seen, "no narrow case missed the IMAs"
 
 
+
+def test_heart_region_field_of_view_reaches_below_the_heart_as_the_pipeline_region_does():
+    """The "heart_region" field of view is the cardiac one reaching 25-90 mm below the heart (as the whole-heart
+    pipeline's region of interest on a chest CT does), so that a network trained on it has seen the descending aorta
+    there; the cardiac one stops 10-25 mm below it. The heart and the top of the scan stay as in the cardiac one."""
+    chambers = [L[k] for k in ("left_atrium", "left_ventricle_cavity", "left_ventricle_myocardium", "right_atrium",
+                               "right_ventricle_cavity")]
+    for seed in range(4):
+        below, top = {}, {}
+        for fov in ("cardiac", "heart_region"):
+            case = generate_case(seed, GeneratorConfig(protocol="cta", fov=fov, spacing_mm=(2.0, 2.0, 2.0), noise=False))
+            heart_k = np.flatnonzero(np.isin(case.anatomy.array, chambers).any(axis=(1, 2)))
+            below[fov] = heart_k[0] * case.image.spacing[2]  # mm of scan below the heart's lowest chamber voxel
+            top[fov] = case.image.origin[2] + case.image.spacing[2] * (case.image.array.shape[0] - 1)
+            assert all(case.present["whole-heart"].values()), (seed, fov)
+        # the generator measures from the heart's lowest point; its chambers' lowest voxel lies up to ~10 mm above it
+        assert below["cardiac"] <= 25.0 and 20.0 <= below["heart_region"] <= 95.0, (seed, below)
+        assert below["heart_region"] > below["cardiac"] and abs(top["heart_region"] - top["cardiac"]) < 2.0  # one slice: the grid starts at the bottom
+
 def test_thick_slices_keep_labels_consistent_with_image():
     case = generate_case(2, GeneratorConfig(protocol="gated_noncontrast", fov="cardiac", spacing_mm=(0.7, 0.7, 2.5)))
     assert case.image.spacing == (0.7, 0.7, 2.5) and case.parameters["physics"]["subslices"] == 3

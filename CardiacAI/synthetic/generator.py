@@ -21,7 +21,7 @@ from . import anatomy as anatomy_mod
 from . import physics, shapes
 from .anatomy_labels import ANATOMY_LABELS, TASKS, task_structures
 
-FOVS = ("chest", "cardiac", "narrow", "random")
+FOVS = ("chest", "cardiac", "heart_region", "narrow", "random")
 MIN_SPACING_MM, MAX_SPACING_MM = 0.3, 3.0
 HU_MIN, HU_MAX = -1024, 3071
 
@@ -35,8 +35,10 @@ class GeneratorConfig:
     spacing_mm: output voxel size (i, j, k) in mm, each 0.3-3 mm. Slices thicker than the
         in-plane spacing are rendered as several sub-slices and averaged (slice profile).
     fov: "chest" (whole chest, lung apex to below the diaphragm), "cardiac" (200-250 mm around
-        the heart up to about the aortic arch), "narrow" (130-170 mm around the heart, up to about
-        the pulmonary bifurcation; misses the arch and often the IMAs) or "random" (one of the three, 40/35/25 %).
+        the heart up to about the aortic arch), "heart_region" (as "cardiac", but reaching 25-90 mm below
+        the heart, as the whole-heart pipeline's region of interest on a chest CT does), "narrow" (130-170 mm
+        around the heart, up to about the pulmonary bifurcation; misses the arch and often the IMAs) or
+        "random" (chest, cardiac or narrow, 40/35/25 %).
     synthseg: random intensity per label, random resolution and bias field (Billot et al.,
         Medical Image Analysis 2023) instead of CT physics; intensities are then not HU.
     noise: add CT noise (switch off for tests of geometry only).
@@ -120,7 +122,7 @@ def _field_of_view(p: dict, fov: str, rng: np.random.Generator) -> tuple[str, np
         lo = np.array([-a - 10, -b - 10 - forward(z_lo), z_lo])
         hi = np.array([a + 10, b + 25, apex + rng.uniform(10, 30)])
     else:
-        if fov == "cardiac":  # 200-250 mm reconstruction around the heart
+        if fov in ("cardiac", "heart_region"):  # 200-250 mm reconstruction around the heart
             half = rng.uniform(100, 125)
             centre = heart_centre + np.array([rng.uniform(-10, 10), rng.uniform(-15, 5), 0])
         else:  # 130-170 mm, centred on the heart and shifted back: often misses the IMAs
@@ -128,6 +130,11 @@ def _field_of_view(p: dict, fov: str, rng: np.random.Generator) -> tuple[str, np
             centre = heart_centre + np.array([rng.uniform(0, 15), rng.uniform(5, 25), 0])
         if fov == "cardiac":
             z0, z1 = bottom - rng.uniform(10, 25), p["arch_top_z"] + rng.uniform(-25, 20)
+        elif fov == "heart_region":
+            # The whole-heart pipeline segments the localiser's box (the heart and its great vessels plus 35 mm),
+            # which on a chest CT reaches 25-90 mm below the heart along the descending aorta and the IVC:
+            # a network that has seen only 10-25 mm there missed the aorta on those slices.
+            z0, z1 = bottom - rng.uniform(25, 90), p["arch_top_z"] + rng.uniform(-25, 20)
         else:
             z0 = bottom - rng.uniform(5, 15)
             # up to about the pulmonary bifurcation, always below the top of the arch

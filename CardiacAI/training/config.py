@@ -8,10 +8,10 @@ import math
 from typing import Any
 
 from ..errors import InputError
+from ..synthetic.generator import FOVS  # noqa: F401  (the generator's fields of view; re-exported for the CLI)
 
 TASKS = ("whole-heart", "ima-aorta")
 PROTOCOLS = ("cta", "gated_noncontrast", "chest_noncontrast", "chest_contrast")
-FOVS = ("chest", "cardiac", "narrow", "random")
 
 
 @dataclasses.dataclass
@@ -23,7 +23,7 @@ class GeneratorSettings:
     protocols: protocol -> relative weight; each case draws its protocol from this mix with a
         random generator seeded by the case seed (so a seed always gives the same case).
     synthseg_fraction: fraction of cases generated in SynthSeg mode (random intensities per label).
-    fov: field of view passed to the generator ("chest", "cardiac", "narrow" or "random").
+    fov: field of view passed to the generator ("chest", "cardiac", "heart_region", "narrow" or "random").
     extra: further ``GeneratorConfig`` keyword arguments, passed as they are.
     """
 
