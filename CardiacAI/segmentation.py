@@ -525,18 +525,19 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         timings["body_s"] = time.perf_counter() - t
     check_cancel()
 
-    contrast: list[dict[str, Any] | None] = [None]  # the unenhanced-scan decision of the last region segmented
+    contrast: dict[str, Any] | None = None  # the unenhanced-scan decision of the last region segmented
 
     def segment_region(box, progress_range):
         """(labels on the whole grid, the cropped CT): the network's labels inside ``box`` (None: the
         whole scan), restricted to the body and cleaned per structure; background outside the box.
         The network's progress fills ``progress_range``; its post-processing is reported at the end."""
+        nonlocal contrast
         t = time.perf_counter()
         region = image if box is None else crop_image(image, box)
         fine = predict_labels(region, entry, network, device, progress=report, cancel=cancel,
                               progress_range=progress_range)
         if "contrast_decision" in fine.metadata:
-            contrast[0] = fine.metadata["contrast_decision"]
+            contrast = fine.metadata["contrast_decision"]
         timings["segment_s"] = timings.get("segment_s", 0.0) + time.perf_counter() - t
         check_cancel()
         report(progress_range[1], "post-processing")
@@ -617,7 +618,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         "mixed_precision": device.mixed_precision,
         "precision": device.autocast_dtype or "float32",
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        **({"contrast_decision": contrast[0]} if contrast[0] else {}),
+        **({"contrast_decision": contrast} if contrast else {}),
         "input": {
             "source": str(image.metadata.get("source_path", "")),
             "series_instance_uid": image.metadata.get("series_instance_uid"),
