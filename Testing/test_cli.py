@@ -104,3 +104,15 @@ def test_small_present_volume_is_never_printed_as_zero():
     assert _volume_text(106.656).strip() == "106.7"
     assert _volume_text(0.0).strip() == "0.0"
     assert len({len(_volume_text(v)) for v in (0.0, 0.049, 1.0, 723.4)}) == 1  # the columns stay aligned
+
+
+def test_building_the_command_line_imports_neither_the_generator_nor_torch():
+    """Every command builds the whole parser first (``cardiacai --help`` included): the generator's fields of view
+    and the training options are offered from their names alone, so start-up stays light (0.09 s against 0.30 s
+    with the generator and SciPy on this project's machine)."""
+    code = ("import sys\nfrom CardiacAI.cli import build_parser\nparser = build_parser()\n"
+            "parser.parse_args(['generate', '-o', 'x', '--fov', 'heart_region'])\n"
+            "print(sorted(m for m in ('CardiacAI.synthetic.generator', 'scipy.ndimage', 'torch', 'monai')"
+            " if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

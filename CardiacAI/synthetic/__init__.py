@@ -31,9 +31,22 @@ See docs/synthetic.md for the anatomy, the HU calibration against real scans and
 #: SVC blood, and routine contrast chest CTs draw dense injected veins with streaks (as LIDC-IDRI-0001).
 __version__ = "0.2.11"
 
-from .anatomy_labels import ANATOMY_LABELS, LABEL_NAMES, TASKS, task_structures
-from .generator import FOVS, GeneratorConfig, SyntheticCase, generate_case
-from .physics import PROTOCOLS
+#: The generator's fields of view (``GeneratorConfig.fov``; docs/synthetic.md). Defined here, not in the generator,
+#: so that the command line can offer them without importing the generator and SciPy at start-up.
+FOVS = ("chest", "cardiac", "heart_region", "narrow", "random")
+
+#: public name -> the submodule that defines it, imported on first use (PEP 562)
+_LAZY = {"ANATOMY_LABELS": "anatomy_labels", "LABEL_NAMES": "anatomy_labels", "TASKS": "anatomy_labels",
+         "task_structures": "anatomy_labels", "GeneratorConfig": "generator", "SyntheticCase": "generator",
+         "generate_case": "generator", "PROTOCOLS": "physics"}
 
 __all__ = ["ANATOMY_LABELS", "LABEL_NAMES", "TASKS", "FOVS", "PROTOCOLS", "GeneratorConfig", "SyntheticCase",
            "generate_case", "task_structures"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

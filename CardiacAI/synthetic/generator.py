@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from . import FOVS  # noqa: F401  (defined with the package, where the command line reads it without the generator)
 from . import __version__  # the generator's version (the cases it makes), not the package's
 from ..errors import InputError
 from ..image import Image
@@ -21,7 +22,6 @@ from . import anatomy as anatomy_mod
 from . import physics, shapes
 from .anatomy_labels import ANATOMY_LABELS, TASKS, task_structures
 
-FOVS = ("chest", "cardiac", "heart_region", "narrow", "random")
 MIN_SPACING_MM, MAX_SPACING_MM = 0.3, 3.0
 HU_MIN, HU_MAX = -1024, 3071
 

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from ..errors import InputError
-from ..synthetic.generator import FOVS  # noqa: F401  (the generator's fields of view; re-exported for the CLI)
+from ..synthetic import FOVS  # noqa: F401  (the generator's fields of view, without the generator; re-exported for the CLI)
 
 TASKS = ("whole-heart", "ima-aorta")
 PROTOCOLS = ("cta", "gated_noncontrast", "chest_noncontrast", "chest_contrast")
