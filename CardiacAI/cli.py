@@ -151,7 +151,8 @@ def _cmd_segment(args) -> int:
     import time
 
     from .io import read_image
-    from .segmentation import models_for_tasks, prepare_output_folder, segment, task_output_folders, write_outputs
+    from .segmentation import (import_inference_libraries, models_for_tasks, prepare_output_folder, segment,
+                               task_output_folders, write_outputs)
 
     tasks = _segment_tasks(args)
     models = models_for_tasks(tasks, args.model or [])
@@ -166,6 +167,9 @@ def _cmd_segment(args) -> int:
     # every folder is checked (and earlier results moved aside) before the first task runs, so a
     # refusal never comes after minutes of work
     backups = [b for b in (prepare_output_folder(f, overwrite=args.overwrite) for f in folders.values()) if b]
+    # imported here, after the input and the folders have passed their checks, so that the process can
+    # freeze them (see main's short_lived)
+    import_s = import_inference_libraries(freeze=args.short_lived)
     cancel = threading.Event()
     for task, folder in folders.items():
         last = [-1]
@@ -187,9 +191,11 @@ def _cmd_segment(args) -> int:
         except KeyboardInterrupt:
             cancel.set()
             raise
-        # the scan is read once: its reading time is in the first task's record
+        # the scan is read and the libraries imported once: their times are in the first task's record
         if task == tasks[0]:
-            result.run["timings_s"] = {"read_s": round(read_s, 3), **result.run["timings_s"]}
+            timings = result.run["timings_s"]
+            result.run["timings_s"] = {"read_s": round(read_s, 3), **timings,
+                                       "import_libraries_s": round(import_s + timings.get("import_libraries_s", 0), 3)}
         write_outputs(result, image, folder, overview=not args.no_overview)
         for row in result.measurements:
             state = "present" if row["present"] else "ABSENT"
@@ -218,13 +224,14 @@ def _segment_cohort(args, tasks: list[str], models: dict) -> int:
     import statistics
 
     from .cohort import COHORT_TABLE, segment_cohort
-    from .segmentation import task_output_folders
+    from .segmentation import import_inference_libraries, task_output_folders
 
     def on_scan(index: int, count: int, row) -> None:
         detail = f" ({row.message})" if row.message else ""
         which = f" {row.task}" if len(tasks) > 1 else ""
         print(f"[{index + 1}/{count}] {row.scan}{which}: {row.status} in {row.seconds:.1f} s{detail}", file=sys.stderr)
 
+    import_inference_libraries(freeze=args.short_lived)
     rows = segment_cohort(args.input, tasks, args.output, models=models, version=args.model_version,
                           prefer_gpu=not args.cpu, overwrite=args.overwrite, overview=not args.no_overview,
                           series_uid=args.series_uid, on_scan=None if args.quiet else on_scan)
@@ -327,10 +334,17 @@ def _optional_subcommands():
     return registrars
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cardiacai`` console script; returns the process exit status."""
+def main(argv: Sequence[str] | None = None, *, short_lived: bool = False) -> int:
+    """Run one ``cardiacai`` command (``argv``: its arguments; default ``sys.argv[1:]``); return its exit status.
+
+    short_lived: the process ends after this command (:func:`console_main`). ``segment`` then freezes the
+        objects of PyTorch and MONAI out of the garbage collector once they are imported
+        (:func:`CardiacAI.segmentation.import_inference_libraries`). Leave it False in a process that goes on
+        (tests, Slicer).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.short_lived = short_lived
     try:
         return int(args.func(args) or 0)
     except CardiacAIError as error:
@@ -344,7 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console_main() -> int:
     """The process entry point (the ``cardiacai`` console script and ``python -m CardiacAI``).
 
-    Runs :func:`main` and returns its exit status. Before returning it freezes the objects alive now
+    Runs :func:`main` as a short-lived process (PyTorch and MONAI frozen out of the garbage collector once
+    imported) and returns its exit status. Before returning it freezes the objects alive now
     out of the garbage collector (:func:`gc.freeze`): at exit, Python otherwise walks every object
     PyTorch and MONAI created, about 0.8 s of a 5 s run on a 2-core CPU, for a process that is ending.
     Files are already closed and ``atexit`` handlers still run. Tests and Slicer call :func:`main`,
@@ -352,7 +367,7 @@ def console_main() -> int:
     """
     import gc
 
-    status = main()
+    status = main(short_lived=True)
     gc.freeze()
     return status
 
