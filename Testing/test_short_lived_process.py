@@ -1,18 +1,19 @@
 """The command line as a short-lived process: PyTorch's and MONAI's objects are frozen out of the garbage
-collector once imported (a full collection otherwise walks them all, 0.5-0.6 s of a 6 s run on 2 CPU cores),
-and only there: a process that goes on (Slicer, these tests) keeps its collector as it was.
-Tiny untrained model: no accuracy claims."""
+collector once imported (a full collection otherwise walks them all, 0.5-0.6 s of a 6 s run on 2 CPU cores), and
+glibc's malloc keeps freed memory for reuse; only there: a process that goes on (Slicer, these tests) keeps its
+collector and allocator as they were. Tiny untrained model: no accuracy claims."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
+import platform
 
 import numpy as np
 import pytest
 
-from CardiacAI import cli
-from CardiacAI import segmentation
+from CardiacAI import allocator, cli, segmentation
 from CardiacAI.image import Image
 from CardiacAI.io import write_image
 from CardiacAI.models import catalog_entry_from_card
@@ -80,3 +81,44 @@ def test_only_a_short_lived_command_freezes_the_libraries(packaged, collector, m
         if not cohort:  # the command line's import is in the run record
             run = json.loads((out / "run.json").read_text())
             assert run["timings_s"]["import_libraries_s"] >= 0.25
+
+
+class FakeLibc:
+    """Records mallopt calls; answers ``result`` (glibc: 1 on success, 0 when it refuses)."""
+
+    def __init__(self, result: int = 1):
+        self.calls: list[tuple[int, int]] = []
+        self.result = result
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append((param, value))
+        return self.result
+
+
+def test_freed_memory_is_kept_by_turning_off_separate_mappings_and_trimming():
+    libc = FakeLibc()
+    assert allocator.keep_freed_memory_for_reuse({}, libc)
+    assert libc.calls == [(allocator.M_MMAP_MAX, 0), (allocator.M_TRIM_THRESHOLD, 2**31 - 1)]
+    # glibc's <malloc.h> numbers, and a threshold a C int can hold
+    assert (allocator.M_MMAP_MAX, allocator.M_TRIM_THRESHOLD) == (-4, -1)
+
+
+def test_the_allocator_is_left_alone_when_opted_out_or_when_glibc_refuses():
+    libc = FakeLibc()
+    assert not allocator.keep_freed_memory_for_reuse({allocator.OPT_OUT_VARIABLE: "0"}, libc)
+    assert libc.calls == []
+    assert not allocator.keep_freed_memory_for_reuse({}, FakeLibc(result=0))
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt is looked up only on glibc")
+def test_glibc_is_found_with_its_mallopt_typed():
+    libc = allocator._glibc()
+    assert libc is not None and libc.mallopt.argtypes == [ctypes.c_int, ctypes.c_int]
+
+
+def test_the_console_script_keeps_freed_memory_before_running_the_command(collector, monkeypatch):
+    order = []
+    monkeypatch.setattr(allocator, "keep_freed_memory_for_reuse", lambda: order.append("allocator") or True)
+    monkeypatch.setattr(cli, "main", lambda argv=None, *, short_lived=False: order.append(("main", short_lived)) or 0)
+    assert cli.console_main() == 0
+    assert order == ["allocator", ("main", True)]
