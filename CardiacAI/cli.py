@@ -268,7 +268,7 @@ def _cmd_generate(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``cardiacai`` argument parser (subcommands info, convert and, when available, train)."""
-    from .synthetic import FOVS  # the names alone: the generator itself is imported when a scan is generated
+    from .synthetic import FOVS, PROTOCOLS  # the names alone: the generator is imported when a scan is generated
 
     parser = argparse.ArgumentParser(prog="cardiacai", description="CardiacAI: cardiac CT segmentation and quantification.")
     parser.add_argument("--version", action="version", version=f"CardiacAI {__version__}")
@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write a synthetic labelled chest CT (NIfTI) from the project's generator")
     gen.add_argument("-o", "--output", required=True, help="output folder")
     gen.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same scan)")
-    gen.add_argument("--protocol", default="cta", choices=["cta", "gated_noncontrast", "chest_noncontrast", "chest_contrast"])
+    gen.add_argument("--protocol", default="cta", choices=PROTOCOLS)
     gen.add_argument("--spacing", type=float, default=1.0, help="isotropic voxel size in mm (0.3-3)")
     gen.add_argument("--fov", default="chest", choices=FOVS)
     gen.set_defaults(func=_cmd_generate)

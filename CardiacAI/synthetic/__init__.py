@@ -31,14 +31,18 @@ See docs/synthetic.md for the anatomy, the HU calibration against real scans and
 #: SVC blood, and routine contrast chest CTs draw dense injected veins with streaks (as LIDC-IDRI-0001).
 __version__ = "0.2.11"
 
-#: The generator's fields of view (``GeneratorConfig.fov``; docs/synthetic.md). Defined here, not in the generator,
-#: so that the command line can offer them without importing the generator and SciPy at start-up.
+# The generator's fields of view (``GeneratorConfig.fov``) and CT protocols (``GeneratorConfig.protocol``;
+# docs/synthetic.md) are defined here, not in the generator and its physics, so that the command line and the
+# training configuration can offer them without importing the generator and SciPy at start-up.
+#: Fields of view.
 FOVS = ("chest", "cardiac", "heart_region", "narrow", "random")
+#: CT protocols (``CardiacAI.synthetic.physics`` renders each).
+PROTOCOLS = ("cta", "gated_noncontrast", "chest_noncontrast", "chest_contrast")
 
 #: public name -> the submodule that defines it, imported on first use (PEP 562)
 _LAZY = {"ANATOMY_LABELS": "anatomy_labels", "LABEL_NAMES": "anatomy_labels", "TASKS": "anatomy_labels",
          "task_structures": "anatomy_labels", "GeneratorConfig": "generator", "SyntheticCase": "generator",
-         "generate_case": "generator", "PROTOCOLS": "physics"}
+         "generate_case": "generator"}
 
 __all__ = ["ANATOMY_LABELS", "LABEL_NAMES", "TASKS", "FOVS", "PROTOCOLS", "GeneratorConfig", "SyntheticCase",
            "generate_case", "task_structures"]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from . import FOVS  # noqa: F401  (defined with the package, where the command line reads it without the generator)
+from . import FOVS, PROTOCOLS  # noqa: F401  (defined with the package, where the CLI reads them without the generator)
 from . import __version__  # the generator's version (the cases it makes), not the package's
 from ..errors import InputError
 from ..image import Image
@@ -59,8 +59,8 @@ class GeneratorConfig:
 
     def validate(self) -> None:
         """Raise InputError naming the first bad setting."""
-        if self.protocol not in physics.PROTOCOLS:
-            raise InputError(f"unknown CT protocol {self.protocol!r}", f"use one of {', '.join(physics.PROTOCOLS)}")
+        if self.protocol not in PROTOCOLS:
+            raise InputError(f"unknown CT protocol {self.protocol!r}", f"use one of {', '.join(PROTOCOLS)}")
         if self.fov not in FOVS:
             raise InputError(f"unknown field of view {self.fov!r}", f"use one of {', '.join(FOVS)}")
         spacing = tuple(float(s) for s in np.ravel(self.spacing_mm))

@@ -28,8 +28,6 @@ from importlib import resources
 import numpy as np
 from scipy import ndimage
 
-PROTOCOLS = ("cta", "gated_noncontrast", "chest_noncontrast", "chest_contrast")
-
 # Tissue -> (low, high) HU, sampled uniformly once per case. Blood tissues are named by where the
 # blood is, because contrast reaches them at different times.
 _COMMON = {

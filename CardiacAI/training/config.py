@@ -8,10 +8,10 @@ import math
 from typing import Any
 
 from ..errors import InputError
-from ..synthetic import FOVS  # noqa: F401  (the generator's fields of view, without the generator; re-exported for the CLI)
+# the generator's fields of view and protocols, without the generator (FOVS re-exported for the training CLI)
+from ..synthetic import FOVS, PROTOCOLS  # noqa: F401
 
 TASKS = ("whole-heart", "ima-aorta")
-PROTOCOLS = ("cta", "gated_noncontrast", "chest_noncontrast", "chest_contrast")
 
 
 @dataclasses.dataclass
