@@ -74,4 +74,6 @@ def keep_freed_memory_for_reuse(environ: Mapping[str, str] = os.environ,
     library = library if library is not None else _glibc()
     if library is None:
         return False
-    return bool(library.mallopt(M_MMAP_MAX, 0)) & bool(library.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    mapping_off = library.mallopt(M_MMAP_MAX, 0)
+    trimming_off = library.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    return bool(mapping_off and trimming_off)
