@@ -493,7 +493,6 @@ def test_narrow_field_of_view_reports_cropped_structures_absent():
     assert absent_seen, "no narrow case missed the IMAs"
 
 
-
 def test_heart_region_field_of_view_reaches_below_the_heart_as_the_pipeline_region_does():
     """The "heart_region" field of view is the cardiac one reaching 25-90 mm below the heart (as the whole-heart
     pipeline's region of interest on a chest CT does), so that a network trained on it has seen the descending aorta
@@ -511,6 +510,7 @@ def test_heart_region_field_of_view_reaches_below_the_heart_as_the_pipeline_regi
         # the generator measures from the heart's lowest point; its chambers' lowest voxel lies up to ~10 mm above it
         assert below["cardiac"] <= 25.0 and 20.0 <= below["heart_region"] <= 95.0, (seed, below)
         assert below["heart_region"] > below["cardiac"] and abs(top["heart_region"] - top["cardiac"]) < 2.0  # one slice: the grid starts at the bottom
+
 
 def test_thick_slices_keep_labels_consistent_with_image():
     case = generate_case(2, GeneratorConfig(protocol="gated_noncontrast", fov="cardiac", spacing_mm=(0.7, 0.7, 2.5)))
