@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import CardiacAI.segmentation as seg  # noqa: E402
 from CardiacAI.image import Image  # noqa: E402
 from CardiacAI.inference import labels_from_probabilities  # noqa: E402
+from CardiacAI.metrics import dice_coefficient  # noqa: E402
 from CardiacAI.training.preprocessing import to_model_grid  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "chest-ct"
@@ -78,11 +79,6 @@ def two_pass_predictor(shift_ijk):
     return predict_labels
 
 
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return float(2 * (a & b).sum() / total) if total else 1.0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--protocols", nargs="+", default=["cta", "chest_contrast", "chest_noncontrast"])
@@ -105,7 +101,7 @@ def main() -> None:
                 seg.predict_labels = predictor
                 result = seg.segment(case.image, "ima-aorta", prefer_gpu=False)
                 values = {s.key: s.value for s in result.label_set.structures}
-                row.append([dice(result.labelmap.array == values[k], truth == values[k]) for k in KEYS])
+                row.append([dice_coefficient(result.labelmap.array == values[k], truth == values[k]) for k in KEYS])
                 for key, d in zip(KEYS, row[-1]):
                     sums[key][n] += d
             print(f"{protocol + ' ' + str(seed):28s} " + "  ".join(f"{a:14.3f} {b:.3f}" for a, b in zip(*row)),
