@@ -87,6 +87,9 @@ def import_inference_libraries(*, freeze: bool = False) -> float:
         a 6 s IMA/aorta run on LIDC-IDRI-0001 on 2 CPU cores. Pausing alone only defers that work, freezing
         alone comes after the import's own collections: it takes both. A host application that stays open
         (Slicer) leaves it False: freezing is process-wide and would also pin the host's own objects.
+
+    Raises ImportError when PyTorch or MONAI is not installed (``bash scripts/setup.sh``; in Slicer the module
+    installs them on first use); the collector is left as it was.
     """
     import gc
 
