@@ -493,7 +493,8 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     from .models import ModelCatalog
     from .perivascular import add_perivascular_regions
     from .postprocess import (body_mask_from_ct, clean_labelmap, keep_components_overlapping,
-                              remove_pieces_behind_lung, remove_pieces_off_midline, structure_presence)
+                              remove_pieces_behind_lung, remove_pieces_in_bone, remove_pieces_off_midline,
+                              structure_presence)
 
     if task not in TASKS:
         raise InputError(f"unknown segmentation task '{task}'", f"choose one of: {', '.join(TASKS)}")
@@ -580,9 +581,10 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         # reaches the region's edge then counts as outside too, which no structure of the task lies in.
         body = body_full[roi] if body_full is not None else body_mask_from_ct(region)
         labels[roi][~body] = 0
-        # before the run-length rule, so that a pulmonary vessel never lengthens an IMA's run
+        # before the run-length rule, so that a pulmonary vessel or the sternum never lengthens an IMA's run
         labels[roi] = remove_pieces_behind_lung(labels[roi], label_set, region.array, body, image.spacing,
                                                 image.direction)
+        labels[roi] = remove_pieces_in_bone(labels[roi], label_set, region.array, image.spacing)
         labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing,
                                      long_axis=array_axis_along(image.direction, 2)[0])
         timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t
