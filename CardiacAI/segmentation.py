@@ -132,19 +132,24 @@ def load_network(entry, device: str = "cpu"):
 BODY_BOX_MARGIN_MM = 5.0
 
 
-#: Largest sliding window per axis at inference (voxels). The networks are fully convolutional, so
-#: windows larger than the training patch are valid; 96³ keeps the Dense V-Net under ~0.7 GB of RAM
-#: on the CPU while covering a cropped heart region at 2 mm in one or two windows.
+#: Largest sliding window per axis at inference (voxels) unless a model's catalog entry gives its own
+#: (``max_inference_window``). The networks are fully convolutional, so windows larger than the training
+#: patch are valid; 96³ keeps the Dense V-Net under ~0.7 GB of RAM on the CPU while covering a cropped
+#: heart region at 2 mm in one or two windows.
 MAX_INFERENCE_WINDOW = 96
 
 
-def inference_window(shape_kji, patch_size_kji, divisible_by: int) -> tuple[int, int, int]:
-    """Sliding-window size (k, j, i) for a volume: the whole volume rounded up to ``divisible_by``
-    where that is at most :data:`MAX_INFERENCE_WINDOW`, never smaller than the training patch."""
+def inference_window(shape_kji, patch_size_kji, divisible_by: int,
+                     max_window_kji: Sequence[int] | None = None) -> tuple[int, int, int]:
+    """Sliding-window size (k, j, i) in voxels for a volume of ``shape_kji``: on each axis the whole volume
+    rounded up to ``divisible_by`` where that is at most ``max_window_kji`` (default
+    :data:`MAX_INFERENCE_WINDOW` on every axis; rounded down to ``divisible_by``), never smaller than the
+    training patch ``patch_size_kji``."""
+    caps = max_window_kji if max_window_kji is not None else (MAX_INFERENCE_WINDOW,) * 3
     out = []
-    for size, patch in zip(shape_kji, patch_size_kji):
+    for size, patch, cap in zip(shape_kji, patch_size_kji, caps):
         whole = -(-int(size) // divisible_by) * divisible_by
-        out.append(max(int(patch), min(whole, MAX_INFERENCE_WINDOW // divisible_by * divisible_by)))
+        out.append(max(int(patch), min(whole, int(cap) // divisible_by * divisible_by)))
     return tuple(out)  # type: ignore[return-value]
 
 
@@ -237,7 +242,8 @@ def predict_model_grid_probabilities(image: Image, entry, network, device, *,
     grid = to_model_grid(image, entry.input_spacing_mm)
     intensity = entry.intensity
     volume = normalise_intensity(grid.array, intensity["window"], intensity["output_range"])
-    window = inference_window(volume.shape, entry.patch_size_kji, int(entry.card["input"].get("divisible_by", 8)))
+    window = inference_window(volume.shape, entry.patch_size_kji, int(entry.card["input"].get("divisible_by", 8)),
+                              entry.max_inference_window_kji)
     probs = sliding_window_logits(volume, network, roi_size=window, device=device,
                                   overlap=float(entry.card["input"].get("sliding_window_overlap", 0.25)),
                                   progress=progress, cancel=cancel, progress_range=progress_range)

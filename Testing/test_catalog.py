@@ -180,6 +180,14 @@ def test_valid_catalog_loads_with_card_fields(tmp_path):
     assert entry.labels[5] == "aorta"
     assert entry.training_command.startswith("cardiacai train")
     assert entry.weights_file_name == "heart-remote.pt" and not entry.is_shipped
+    assert entry.max_inference_window_kji is None  # the engine's default
+
+
+def test_a_model_may_set_its_largest_inference_window(tmp_path):
+    entry = make_entry("heart-test", "1.0.0", default=True)
+    entry["max_inference_window"] = [96, 160, 120]
+    catalog = ModelCatalog.load(write_catalog(tmp_path, [entry]))
+    assert catalog.get("heart-test").max_inference_window_kji == (96, 160, 120)
 
 
 def test_card_may_be_a_file_next_to_the_catalog(tmp_path):
@@ -216,6 +224,8 @@ _DELETE = object()
         (("weights", "file"), "../outside.pt", "weights.file", "does not match"),
         (("card", "training", "command"), _DELETE, "card", "training"),
         (("card",), 3, "card", "model card itself"),
+        (("max_inference_window",), [96, 160], "max_inference_window", "is too short"),
+        (("max_inference_window",), [96, 8, 96], "max_inference_window.1", "less than the minimum"),
     ],
 )
 def test_schema_rejects_missing_or_mistyped_fields_naming_file_entry_and_field(

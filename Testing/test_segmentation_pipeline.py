@@ -83,6 +83,14 @@ def test_inference_window_covers_small_regions_in_one_window():
     assert inference_window((200, 300, 300), (48, 48, 48), 8) == (96, 96, 96)
 
 
+def test_a_model_s_own_window_cap_is_rounded_to_its_divisor_and_never_below_its_patch():
+    # the IMA/aorta U-Net's cap (k, j, i) on LIDC-IDRI-0001's midline band (model grid 167 x 278 x 202)
+    assert inference_window((167, 278, 202), (32, 96, 96), 8, (96, 160, 120)) == (96, 160, 120)
+    assert inference_window((167, 278, 202), (32, 96, 96), 16, (96, 160, 120)) == (96, 160, 112)
+    assert inference_window((40, 60, 70), (32, 96, 96), 8, (96, 160, 120)) == (40, 96, 96)
+    assert inference_window((200, 300, 300), (48, 48, 48), 8, (20, 100, 300)) == (48, 96, 296)
+
+
 def test_output_folder_holds_every_file_with_names_codes_and_measurements(two_stage_catalog, ct, tmp_path):
     from CardiacAI.io import read_labelmap
     from CardiacAI.slicer_bridge import read_seg_nrrd
@@ -229,6 +237,34 @@ def test_task_without_localiser_runs_on_the_body_box_only(tmp_path, ct):
     assert (k0, k1, j0, j1, i1) == (0, 24, 0, 30, 36) and i0 == 2
     assert not result.labelmap.array[:, :, :4].any()
     assert "body_s" in result.run["timings_s"]
+
+
+@pytest.mark.parametrize("cap, expected", [(None, (12, 12, 12)), ((16, 20, 24), (16, 20, 24))])
+def test_the_sliding_window_is_capped_by_the_model_s_catalog_entry(tmp_path, ct, monkeypatch, cap, expected):
+    """A model's catalog field max_inference_window caps its windows (k, j, i); without it every axis is capped at
+    MAX_INFERENCE_WINDOW (set to 12 here so that the small scan needs more than one window)."""
+    import CardiacAI.segmentation as segmentation_module
+
+    root = tmp_path / "catalog"
+    entry = catalog_entry_from_card(write_random_model(root / "ima", "ima-aorta", 4, spacing_mm=3.0),
+                                    "ima", "1.0.0", "IMA", catalog_dir=root, default=True)
+    if cap:
+        entry["max_inference_window"] = list(cap)
+    (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [entry]}))
+    monkeypatch.setattr(segmentation_module, "MAX_INFERENCE_WINDOW", 12)
+    windows = []
+    real = segmentation_module.sliding_window_logits
+
+    def recording(volume, network, *, roi_size, **kwargs):
+        windows.append((tuple(roi_size), volume.shape))
+        return real(volume, network, roi_size=roi_size, **kwargs)
+
+    monkeypatch.setattr(segmentation_module, "sliding_window_logits", recording)
+    segment(ct, "ima-aorta", catalog=ModelCatalog.load(root / "catalog.json"), prefer_gpu=False)
+    assert len(windows) == 1
+    roi, shape = windows[0]
+    assert all(size > cap_k for size, cap_k in zip(shape, expected))  # the cap, not the volume, sets the window
+    assert roi == expected
 
 
 # -- midline band (one-stage models whose structures lie near the midline) ---------------------------

@@ -91,6 +91,9 @@ class ModelEntry:
     #: unenhanced scan (the reference structure's predicted voxels below ``below_hu`` on average); see
     #: CardiacAI.segmentation.unenhanced_class_weights. None: the plain argmax.
     unenhanced_weights: dict[str, Any] | None = None
+    #: largest sliding window (k, j, i) in voxels of the model grid at inference; None: 96 on each axis
+    #: (CardiacAI.segmentation.MAX_INFERENCE_WINDOW). A larger window lets the network see more around a structure.
+    max_inference_window_kji: tuple[int, int, int] | None = None
 
     # -- what the card says -----------------------------------------------------------------------
     @property
@@ -491,6 +494,8 @@ def _entry_from_json(item: dict[str, Any], index: int, catalog_dir: Path, source
         hidden=bool(item.get("hidden", False)),
         midline_band_mm=float(item["midline_band_mm"]) if "midline_band_mm" in item else None,
         unenhanced_weights=copy.deepcopy(item.get("unenhanced_weights")),
+        max_inference_window_kji=(tuple(int(n) for n in item["max_inference_window"])  # type: ignore[arg-type]
+                                  if "max_inference_window" in item else None),
     )
 
 
