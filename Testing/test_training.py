@@ -207,6 +207,43 @@ def test_disk_cache_avoids_regeneration(tmp_path):
     assert again.settings == {"protocol": "cta", "fake": True}
 
 
+class RefusingSource(EllipsoidSource):
+    """A source that must not be asked for a case (everything is in the disk cache)."""
+
+    def __call__(self, seed: int) -> FakeCase:
+        raise AssertionError(f"case {seed} was generated again")
+
+
+def test_prefetch_in_worker_processes_makes_the_same_cases_and_fills_the_cache(tmp_path):
+    source = EllipsoidSource()
+    store = CaseStore(source, "whole-heart", (2.0, 2.0, 2.0), tmp_path / "cache")
+    store.prefetch([1, 2, 3, 50], workers=3)
+    assert source.calls == 0  # made in the forked workers, not in this process
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 4
+    one_by_one = CaseStore(EllipsoidSource(), "whole-heart", (2.0, 2.0, 2.0))
+    for seed in (1, 2, 3, 50):
+        np.testing.assert_array_equal(store.get(seed).image_hu, one_by_one.get(seed).image_hu)
+        np.testing.assert_array_equal(store.get(seed).label, one_by_one.get(seed).label)
+    # what the disk cache holds is not made again, in workers or here
+    CaseStore(RefusingSource(), "whole-heart", (2.0, 2.0, 2.0), tmp_path / "cache").prefetch([1, 2, 3, 50], workers=3)
+
+
+def test_training_is_the_same_run_for_any_number_of_data_workers(tmp_path):
+    one = train(tiny_config(), tmp_path / "one", source=EllipsoidSource(), progress=False)
+    three = train(tiny_config(), tmp_path / "three", source=EllipsoidSource(), progress=False, data_workers=3)
+    assert losses(one.history) == losses(three.history)
+    assert losses(one.history, "val", "val_loss") == losses(three.history, "val", "val_loss")
+
+
+def test_random_affine_resamples_on_the_requested_device():
+    from CardiacAI.training.transforms import train_transforms
+
+    affine = train_transforms((16, 16, 16), 4, 2, augment=True, device="cpu").transforms[1]
+    assert type(affine).__name__ == "RandAffined"
+    assert str(affine.rand_affine.resampler.device) == "cpu"
+    assert train_transforms((16, 16, 16), 4, 2, augment=True).transforms[1].rand_affine.resampler.device is None
+
+
 def test_cases_are_resampled_to_training_spacing(tmp_path):
     store = CaseStore(EllipsoidSource(shape=(20, 24, 24), spacing=(1.0, 1.0, 2.0)), "whole-heart", (2.0, 2.0, 2.0))
     case = store.get(1)
@@ -306,7 +343,8 @@ def test_cli_trains_with_the_real_generator(tmp_path, capsys):
     status = main(["train", "-o", str(out), "--network", "unet", "--network-params",
                    '{"channels": [4, 8, 16], "strides": [2, 2]}', "--patch-size", "16", "--spacing", "3",
                    "--steps", "4", "--val-every", "2", "--train-cases", "2", "--val-seeds", "1000",
-                   "--fov", "narrow", "--threads", "2", "--no-progress", "--cache-dir", str(tmp_path / "cache")])
+                   "--fov", "narrow", "--threads", "2", "--no-progress", "--data-workers", "2",
+                   "--cache-dir", str(tmp_path / "cache")])
     assert status == 0, capsys.readouterr().err
     card = load_model_card(out / "model_card.json")
     assert card["training"]["command"].split()[-1] == str(tmp_path / "cache")

@@ -99,6 +99,9 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument("--cache-dir", default=None, help="disk cache of generated cases (.npz)")
+    p.add_argument("--data-workers", type=int, default=1,
+                   help="processes that generate the training and validation cases at once before training "
+                        "(the run is the same for any number)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its checkpoint")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_train)
@@ -143,7 +146,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         command = getattr(args, "command_line", None) or _default_command()
         result = train(config, Path(args.output), cache_dir=args.cache_dir, resume=args.resume,
-                       progress=not args.no_progress, command=command)
+                       progress=not args.no_progress, command=command, data_workers=args.data_workers)
     except CardiacAIError as exc:
         print(f"cardiacai train: error: {exc}", file=sys.stderr)
         return 2

@@ -182,6 +182,32 @@ class CaseStore:
         self._memory[seed] = case
         return case
 
+    def prefetch(self, seeds, workers: int = 1) -> None:
+        """Prepare the cases of ``seeds`` that are neither in memory nor in the disk cache, in ``workers``
+        processes at once (the generator takes 4-9 s per IMA/aorta case on one core).
+
+        Each case is the same as :meth:`get` makes it: a seed's case does not depend on which worker
+        made it. With ``workers`` <= 1, or on a platform without ``fork``, cases are made one after
+        the other. The source must be usable in a forked child (the generator is: numpy and scipy).
+        """
+        missing = [int(s) for s in dict.fromkeys(seeds) if int(s) not in self._memory]
+        if self.cache_dir is not None:
+            missing = [s for s in missing if not self._path(s).is_file()]
+        import multiprocessing
+
+        if int(workers) <= 1 or len(missing) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for seed in missing:
+                self.get(seed)
+            return
+        global _FORKED_STORE
+        _FORKED_STORE = self  # inherited by the forked workers; nothing of the store is pickled
+        try:
+            with multiprocessing.get_context("fork").Pool(min(int(workers), len(missing))) as pool:
+                for case in pool.imap_unordered(_get_in_forked_worker, missing):
+                    self._memory[case.seed] = case
+        finally:
+            _FORKED_STORE = None
+
     def _load(self, seed: int) -> PreparedCase | None:
         path = self._path(seed)
         if not path.is_file():
@@ -200,3 +226,12 @@ class CaseStore:
         with atomic_output(self._path(case.seed)) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, image=case.image_hu, label=case.label, meta=np.array(meta))
+
+
+_FORKED_STORE: CaseStore | None = None
+
+
+def _get_in_forked_worker(seed: int) -> PreparedCase:
+    """:meth:`CaseStore.get` in a worker forked by :meth:`CaseStore.prefetch` (writes the disk cache too)."""
+    assert _FORKED_STORE is not None, "only called in workers forked by CaseStore.prefetch"
+    return _FORKED_STORE.get(seed)

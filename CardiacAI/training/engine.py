@@ -195,6 +195,7 @@ def train(
     command: str | None = None,
     log_every: int = 10,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    data_workers: int = 1,
 ) -> TrainingResult:
     """Train a segmentation network and write ``model.pt``, ``model_card.json``, the log and a checkpoint.
 
@@ -214,6 +215,8 @@ def train(
     command: the exact command line, recorded in the card.
     log_every: rewrite the log file every this many steps (and at every validation).
     on_record: called with every log record as it is made.
+    data_workers: processes that generate the missing cases at once before training
+        (:meth:`CaseStore.prefetch`); the cases, and so the run, are the same for any number.
 
     Raises
     ------
@@ -279,6 +282,7 @@ def train(
     air = float(normalise_intensity(np.array([-3000.0]), config.intensity_window_hu, config.intensity_range)[0])
     t_data = time.monotonic()
     seeds = config.train_seeds + list(config.val_seeds)
+    store.prefetch(seeds, data_workers)
     samples: dict[int, dict[str, Any]] = {}
     case_settings: dict[int, dict[str, Any]] = {}
     for seed in tqdm(seeds, desc="preparing cases", disable=not progress, unit="case"):
@@ -292,7 +296,8 @@ def train(
         case_settings[seed] = case.settings
     data_time = time.monotonic() - t_data
     train_samples = [samples[s] for s in config.train_seeds]
-    transform = train_transforms(config.patch_size, num_classes, config.samples_per_case, config.augment)
+    transform = train_transforms(config.patch_size, num_classes, config.samples_per_case, config.augment,
+                                 device=device if device == "cuda" else None)
 
     # -- state ------------------------------------------------------------------------------------
     step, elapsed, history = 0, 0.0, []
@@ -317,9 +322,10 @@ def train(
         for idx in chosen:
             patches.extend(transform(dict(train_samples[int(idx)])))
         patches = patches[: config.batch_size]
-        x = torch.stack([torch.as_tensor(np.asarray(p["image"]), dtype=torch.float32) for p in patches])
-        y = torch.stack([torch.as_tensor(np.asarray(p["label"])).long() for p in patches])
-        return x.to(device), y.to(device)
+        # A patch is a numpy array or a tensor, on the GPU where the affine ran there.
+        x = torch.stack([torch.as_tensor(p["image"]).to(device, torch.float32) for p in patches])
+        y = torch.stack([torch.as_tensor(p["label"]).to(device).long() for p in patches])
+        return x, y
 
     def autocast():
         return torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()

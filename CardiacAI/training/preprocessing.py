@@ -23,11 +23,11 @@ def to_model_grid(image: Image, spacing_mm: Sequence[float], is_label: bool = Fa
     Returns ``image`` itself when it already has that direction and spacing. Label maps
     (``is_label=True``) use nearest neighbour and keep their dtype; CT uses linear interpolation.
     """
-    import SimpleITK as sitk
-
     spacing = tuple(float(s) for s in spacing_mm)
     out = image
     if not np.allclose(image.direction, np.eye(3), atol=1e-6):
+        import SimpleITK as sitk  # here: an image already on the grid needs no SimpleITK
+
         oriented = sitk.DICOMOrient(image.to_sitk(), "LPS")
         out = Image.from_sitk(oriented, modality=image.modality, metadata=dict(image.metadata))
         if not np.allclose(out.direction, np.eye(3), atol=1e-4):

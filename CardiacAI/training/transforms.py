@@ -31,7 +31,7 @@ def class_indices(sample: dict, num_classes: int) -> dict:
 
 
 def train_transforms(patch_size: Sequence[int], num_classes: int, samples_per_case: int,
-                     augment: bool = True) -> Compose:
+                     augment: bool = True, device: str | None = None) -> Compose:
     """Patch sampling and augmentation for one case dict -> list of ``samples_per_case`` patch dicts.
 
     * ``RandCropByLabelClassesd`` with equal ratios for every class (background included), so
@@ -40,6 +40,10 @@ def train_transforms(patch_size: Sequence[int], num_classes: int, samples_per_ca
     * Augmentation (``augment``): random affine (rotation up to 10 degrees, scaling up to 10 %;
       linear for the image, nearest for labels), intensity scale and shift (10 % of the normalised
       range) and Gaussian noise. No flips: left and right are different anatomy in the heart.
+
+    ``device`` (e.g. ``"cuda"``): where the random affine resamples the patch; None = the CPU. On a
+    GPU the resampling of large patches would otherwise keep the GPU waiting for the CPU; the patch
+    then comes back as a tensor on that device.
 
     Shapes: patch dicts hold ``image`` float32 (1, *patch_size) and ``label`` (1, *patch_size),
     with ``patch_size`` in array order (D, H, W).
@@ -54,7 +58,7 @@ def train_transforms(patch_size: Sequence[int], num_classes: int, samples_per_ca
         angle = math.radians(10.0)
         steps += [
             RandAffined(keys=["image", "label"], prob=0.5, rotate_range=(angle,) * 3, scale_range=(0.1,) * 3,
-                        mode=("bilinear", "nearest"), padding_mode="border"),
+                        mode=("bilinear", "nearest"), padding_mode="border", device=device),
             RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
             RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5),
             RandGaussianNoised(keys="image", prob=0.3, mean=0.0, std=0.02),
