@@ -27,6 +27,7 @@ import numpy as np
 
 from CardiacAI.image import Image
 from CardiacAI.inference import choose_device
+from CardiacAI.metrics import dice_coefficient
 from CardiacAI.models import ModelCatalog
 from CardiacAI.segmentation import crop_image, load_network, predict_model_grid_probabilities
 
@@ -62,11 +63,11 @@ def timed(image: Image, entry, device, repeats: int):
 
 
 def dice_between(a: np.ndarray, b: np.ndarray, labels) -> dict[str, float | None]:
+    """Dice per structure between two label maps; None where neither has the structure."""
     out = {}
     for value, key in labels.items():
         x, y = a == value, b == value
-        total = int(x.sum()) + int(y.sum())
-        out[key] = round(2.0 * int((x & y).sum()) / total, 4) if total else None
+        out[key] = round(dice_coefficient(x, y), 4) if x.any() or y.any() else None
     return out
 
 
