@@ -29,7 +29,9 @@ See docs/synthetic.md for the anatomy, the HU calibration against real scans and
 #: ventricle reached the chest wall, in 8 of 12 seeds). 0.2.10: intercostal muscle, not fat, between the
 #: costal cartilages in front of the IMAs. 0.2.11: with contrast the right atrium is IVC blood with swirls of
 #: SVC blood, and routine contrast chest CTs draw dense injected veins with streaks (as LIDC-IDRI-0001).
-__version__ = "0.2.11"
+#: 0.2.12: a tube's wall is partial volume once, not twice where its capsules overlap (an IMA's covered
+#: fractions summed to 11-36 % more than its volume), and cases keep the IMAs' partial-volume fractions.
+__version__ = "0.2.12"
 
 # The generator's fields of view (``GeneratorConfig.fov``) and CT protocols (``GeneratorConfig.protocol``;
 # docs/synthetic.md) are defined here, not in the generator and its physics, so that the command line and the

@@ -93,6 +93,8 @@ class SyntheticCase:
     present: dict[str, dict[str, bool]]
     parameters: dict[str, Any]
     _task_maps: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+    _fractions: dict[str, tuple[tuple[slice, slice, slice], np.ndarray]] = dataclasses.field(
+        default_factory=dict, repr=False)
 
     def task_labels(self, task: str) -> Image:
         """The label map of a task ("whole-heart" or "ima-aorta"), uint8 with the task label-set
@@ -100,6 +102,28 @@ class SyntheticCase:
         if task not in self._task_maps:
             task_structures(task)  # raises InputError for an unknown task
         return self.anatomy.with_array(self._task_maps[task].copy(), metadata={**self.anatomy.metadata, "task": task})
+
+    def task_fractions(self, task: str) -> dict[int, Image]:
+        """Partial-volume (soft) labels of a task: task label value -> float32 Image on the image grid,
+        the fraction (0-1) of each voxel the structure covers, composited as the image's intensities are
+        (shapes painted later take their share), averaged over the slice's sub-slices like the image.
+
+        Kept for the structures in :data:`FRACTION_STRUCTURES` (the IMAs: 2-3 mm arteries, 2-3 voxels
+        wide on a model grid, where a voxel's label says little about where the wall lies); a task
+        without them gives an empty dict. A structure the case reports absent has all zeros.
+        Raises InputError for an unknown task.
+        """
+        structures = task_structures(task)
+        out = {}
+        for key, (box, arr) in self._fractions.items():
+            if key not in structures:
+                continue
+            full = np.zeros(self.anatomy.array.shape, np.float32)
+            if self.present.get(task, {}).get(key, True):
+                full[box] = arr
+            out[int(structures[key])] = self.anatomy.with_array(
+                full, metadata={**self.anatomy.metadata, "task": task, "fraction_of": key})
+        return out
 
 
 # -- field of view -----------------------------------------------------------------------------------
@@ -201,7 +225,8 @@ def generate_case(seed: int, cfg: GeneratorConfig | None = None) -> SyntheticCas
         background = hu_table["air"]
     deformation = shapes.Deformation(np.random.default_rng(p["deformation"]["seed"]), p["deformation"]["amplitude_mm"])
     bend = anatomy_mod.sagittal_bend(p)
-    canvas = shapes.Canvas(x, y, z_render, antialias, background, intensity, deformation, bend)
+    canvas = shapes.Canvas(x, y, z_render, antialias, background, intensity, deformation, bend,
+                           track_fractions=[ANATOMY_LABELS[key] for key in FRACTION_STRUCTURES])
     info = anatomy_mod.paint_anatomy(canvas, p)
     if bend is not None:  # the heart's box in the scanner's frame, for the motion blur
         info["heart_box"] = bend.scanner_box(*info["heart_box"])
@@ -214,6 +239,11 @@ def generate_case(seed: int, cfg: GeneratorConfig | None = None) -> SyntheticCas
         peri = np.ascontiguousarray(canvas.peri[sub // 2::sub])
     else:
         image, labels, peri = canvas.image, canvas.labels, canvas.peri
+    fractions = {}
+    for key in FRACTION_STRUCTURES:
+        painted = canvas.fractions(ANATOMY_LABELS[key])
+        if painted is not None:
+            fractions[key] = _average_sub_slices(*painted, sub)
     del canvas
 
     physics_params: dict[str, Any] = {"noise_sigma_hu": noise_sigma if cfg.noise else 0.0, "subslices": sub}
@@ -263,7 +293,25 @@ def generate_case(seed: int, cfg: GeneratorConfig | None = None) -> SyntheticCas
             present[task][key] = bool(visible)
             if not visible and counts[value]:
                 arr[arr == value] = 0
-    return SyntheticCase(image=img, anatomy=anat, present=present, parameters=_jsonable(parameters), _task_maps=task_maps)
+    return SyntheticCase(image=img, anatomy=anat, present=present, parameters=_jsonable(parameters), _task_maps=task_maps,
+                         _fractions=fractions)
+
+
+#: Anatomy structures whose partial-volume fractions a case keeps (:meth:`SyntheticCase.task_fractions`).
+FRACTION_STRUCTURES = ("left_internal_mammary_artery", "right_internal_mammary_artery")
+
+
+def _average_sub_slices(box: tuple[slice, slice, slice], arr: np.ndarray, sub: int):
+    """Fractions painted on the sub-slice grid (box on it, array) -> (box on the output grid, array):
+    each output slice the mean of its ``sub`` sub-slices, as the image's slice profile is."""
+    if sub == 1:
+        return box, arr
+    k0, k1 = box[0].start, box[0].stop
+    first, last = k0 // sub, -(-k1 // sub)
+    padded = np.zeros(((last - first) * sub,) + arr.shape[1:], np.float32)
+    padded[k0 - first * sub:k1 - first * sub] = arr
+    averaged = padded.reshape(last - first, sub, *arr.shape[1:]).mean(axis=1)
+    return (slice(first, last), box[1], box[2]), averaged
 
 
 def _task_map(task: str, labels: np.ndarray, peri: np.ndarray) -> np.ndarray:

@@ -100,11 +100,18 @@ class Canvas:
     Arrays have shape (K, J, I) = (slices, rows, columns); the grid is axis-aligned in LPS with
     voxel centres ``x[i]``, ``y[j]``, ``z[k]`` (mm). With a ``bend``, shapes are given in the
     bend's body frame (:class:`SagittalBend`) unless painted with ``scanner_frame=True``.
+
+    ``track_fractions`` (anatomy label values): for these labels the canvas also keeps the fraction
+    of each voxel they cover (0-1), composited exactly as the image is (a later shape covering a
+    fraction ``f`` of a voxel leaves ``1 - f`` of what was there), so that fraction is the label's
+    share of the voxel's intensity: a partial-volume (soft) label. Read it with :meth:`fractions`.
+    Kept only over the box the label was painted in, so a thin vessel costs little.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, antialias_mm: float,
                  background_value: float, intensity: Callable[[str, int], float],
-                 deformation: Deformation | None = None, bend: SagittalBend | None = None):
+                 deformation: Deformation | None = None, bend: SagittalBend | None = None,
+                 track_fractions: Sequence[int] = ()):
         self.x = x.astype(np.float32)
         self.y = y.astype(np.float32)
         self.z = z.astype(np.float32)
@@ -116,6 +123,44 @@ class Canvas:
         self.intensity = intensity  # (tissue, label) -> value
         self.deformation = deformation
         self.bend = bend
+        # label -> (k, j, i) start and stop of the box painted so far, and the fractions there (float32)
+        self._fractions: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {
+            int(v): None for v in track_fractions}
+
+    def fractions(self, label: int) -> tuple[tuple[slice, slice, slice], np.ndarray] | None:
+        """The covered fraction (float32, 0-1) of a tracked label over the box it was painted in:
+        (index slices (k, j, i) of that box, array of its shape), or None when it was never painted.
+
+        Raises KeyError for a label not given in ``track_fractions``.
+        """
+        kept = self._fractions[int(label)]
+        if kept is None:
+            return None
+        lo, hi, arr = kept
+        return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), arr  # type: ignore[return-value]
+
+    def _composite_fractions(self, sl, label: int, fraction: np.ndarray) -> None:
+        """Composite a painted shape's coverage ``fraction`` (over ``sl``) into the tracked fractions."""
+        lo = np.array([s.start for s in sl])
+        hi = np.array([s.stop for s in sl])
+        for tracked, kept in list(self._fractions.items()):
+            if tracked == label:
+                if kept is None:
+                    kept = (lo, hi, np.zeros(tuple(hi - lo), np.float32))
+                elif np.any(lo < kept[0]) or np.any(hi > kept[1]):  # grow the box to hold this shape
+                    new_lo, new_hi = np.minimum(lo, kept[0]), np.maximum(hi, kept[1])
+                    grown = np.zeros(tuple(new_hi - new_lo), np.float32)
+                    grown[tuple(slice(a, b) for a, b in zip(kept[0] - new_lo, kept[1] - new_lo))] = kept[2]
+                    kept = (new_lo, new_hi, grown)
+                self._fractions[tracked] = kept
+                part = kept[2][tuple(slice(a, b) for a, b in zip(lo - kept[0], hi - kept[0]))]
+                part *= 1.0 - fraction
+                part += fraction
+            elif kept is not None:
+                a, b = np.maximum(lo, kept[0]), np.minimum(hi, kept[1])
+                if np.all(a < b):  # another shape covers part of the tracked label
+                    kept[2][tuple(slice(u, v) for u, v in zip(a - kept[0], b - kept[0]))] *= \
+                        1.0 - fraction[tuple(slice(u, v) for u, v in zip(a - lo, b - lo))]
 
     # -- bounding boxes -------------------------------------------------------------------------
     def _index_range(self, coords: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
@@ -204,6 +249,8 @@ class Canvas:
         delta *= fraction
         image += delta
         labels[covered] = label
+        if self._fractions:
+            self._composite_fractions(sl, int(label), fraction)
 
     def coarse_distance(self, sdf: SDF, sl, factor: int, deform: bool) -> np.ndarray:
         """Evaluate ``sdf`` on every ``factor``-th voxel of the grid part ``sl`` and interpolate
@@ -284,13 +331,42 @@ class Canvas:
 
     def paint_tube(self, points: np.ndarray, radii: np.ndarray, label: int, tissue: str, **kwargs) -> None:
         """Paint a tube swept along a polyline (N, 3) LPS mm with radius (N,) mm, segment by
-        segment (capsules with linearly varying radius)."""
+        segment (capsules with linearly varying radius).
+
+        Each voxel is painted once, by the segment nearest to it (of that segment and its two
+        neighbours), with the distance to the tube: consecutive capsules overlap by a radius at
+        each joint, and painting both composited the wall's partial volume twice, so a voxel half
+        inside the wall read three quarters vessel and a 2-3 mm artery looked thicker in the image
+        than its label (up to generator 0.2.11).
+        """
         points = np.asarray(points, dtype=np.float32)
         radii = np.broadcast_to(np.asarray(radii, dtype=np.float32), (len(points),))
-        for a, b, ra, rb in zip(points[:-1], points[1:], radii[:-1], radii[1:]):
+        capsules = [capsule(a, b, float(ra), float(rb))
+                    for a, b, ra, rb in zip(points[:-1], points[1:], radii[:-1], radii[1:])]
+        for n, (a, b, ra, rb) in enumerate(zip(points[:-1], points[1:], radii[:-1], radii[1:])):
             r = max(float(ra), float(rb))
-            self.paint(capsule(a, b, float(ra), float(rb)), np.minimum(a, b) - r, np.maximum(a, b) + r,
-                       label, tissue, **kwargs)
+            own = _nearest_segment_only(capsules[n], capsules[n - 1] if n else None,
+                                        capsules[n + 1] if n + 1 < len(capsules) else None)
+            self.paint(own, np.minimum(a, b) - r, np.maximum(a, b) + r, label, tissue, **kwargs)
+
+
+#: Distance (mm) that leaves a voxel unpainted: far outside any shape's partial-volume fringe.
+_OUTSIDE_MM = np.float32(1e6)
+
+
+def _nearest_segment_only(own: SDF, before: SDF | None, after: SDF | None) -> SDF:
+    """``own``'s distance where its segment is the nearest of the three (ties: the earlier one),
+    :data:`_OUTSIDE_MM` elsewhere: where it is nearest, ``own`` is the distance to their union."""
+
+    def sdf(X, Y, Z):
+        d = own(X, Y, Z)
+        if before is not None:
+            d = np.where(before(X, Y, Z) <= d, _OUTSIDE_MM, d)
+        if after is not None:
+            d = np.where(after(X, Y, Z) < d, _OUTSIDE_MM, d)
+        return d
+
+    return sdf
 
 
 # -- signed distance functions ---------------------------------------------------------------------
