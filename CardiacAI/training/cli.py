@@ -75,6 +75,9 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="one Dice per class over the whole batch (nnU-Net batch Dice; for thin structures)")
     p.add_argument("--class-weights", default="{}",
                    help='JSON object: structure key -> cross-entropy weight, e.g. {"aorta": 2}')
+    p.add_argument("--soft-targets", nargs="+", default=[], metavar="KEY",
+                   help="structure keys learnt from the generator's partial-volume fractions instead of 0/1 "
+                        "labels (the thin IMAs: left_internal_mammary_artery right_internal_mammary_artery)")
     p.add_argument("--init-from", default=None, help="start from this model.pt of an earlier run (same network)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -127,6 +130,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         patch_size=tuple(args.patch_size), spacing_mm=tuple(args.spacing), intensity_window_hu=tuple(args.window),
         batch_size=args.batch_size, samples_per_case=args.samples_per_case, loss=args.loss,
         dice_batch=args.dice_batch, class_weights=_json_object(args.class_weights, "--class-weights"), lr=args.lr,
+        soft_targets=tuple(args.soft_targets),
         init_from=args.init_from, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, steps=args.steps,
         max_minutes=args.max_minutes, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
         patience=args.patience, min_delta=args.min_delta, train_cases=args.train_cases,

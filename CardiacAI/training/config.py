@@ -52,6 +52,12 @@ class TrainingConfig:
     patch (nnU-Net's "batch Dice"): a thin structure such as an IMA covers a few dozen voxels of a
     patch, and per-patch Dice of such classes is too noisy to learn from in short CPU runs.
     ``class_weights`` (structure key -> weight, default 1) weight the cross-entropy/focal term.
+    ``soft_targets`` (structure keys): these structures are learnt from the generator's partial-volume
+    fractions (:meth:`CardiacAI.synthetic.SyntheticCase.task_fractions`) instead of their 0/1 labels,
+    so the softmax says how much of a voxel is the structure and its trilinear interpolation onto a
+    finer scan puts the wall between the model's voxels. For 2-3 mm IMAs on a 1 x 1 x 2 mm grid a
+    perfect model of the 0/1 labels reaches Dice 0.62-0.85 on a 0.7 x 0.7 x 2.5 mm scan, of the
+    fractions 0.75-0.93 (``benchmarks/resampling_ceiling.py``). Needs ``loss="dicece"``.
     ``init_from``: the model.pt (or checkpoint.pt) of an earlier run of the same network to start
     from (fine-tuning, or a second cosine cycle); the card records its sha256.
 
@@ -72,6 +78,7 @@ class TrainingConfig:
     loss: str = "dicece"
     dice_batch: bool = False
     class_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    soft_targets: tuple[str, ...] = ()
     init_from: str | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -122,6 +129,9 @@ class TrainingConfig:
             raise InputError(f"class weights must be finite and >= 0, got {bad_weights}")
         if self.loss not in ("dicece", "dicefocal"):
             raise InputError(f"unknown loss {self.loss!r}", "choose dicece or dicefocal")
+        if self.soft_targets and self.loss != "dicece":
+            raise InputError(f"soft targets {list(self.soft_targets)} need the dicece loss, not {self.loss!r}",
+                             "use --loss dicece with --soft-targets")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"unknown device {self.device!r}", "choose auto, cpu or cuda")
         if not self.val_seeds:
@@ -159,7 +169,8 @@ class TrainingConfig:
             raise InputError(f"unknown training setting(s) {unknown}")
         gen = data.pop("generator", None)
         gen_obj = GeneratorSettings(**gen) if isinstance(gen, dict) else (gen or GeneratorSettings())
-        for key in ("patch_size", "spacing_mm", "intensity_window_hu", "intensity_range", "val_seeds"):
+        for key in ("patch_size", "spacing_mm", "intensity_window_hu", "intensity_range", "val_seeds",
+                    "soft_targets"):
             if key in data and data[key] is not None:
                 data[key] = tuple(data[key])
         return cls(generator=gen_obj, **data)

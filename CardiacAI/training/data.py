@@ -109,6 +109,9 @@ class PreparedCase:
     spacing_mm: (i, j, k) mm.
     present: structure key -> present in this case (from the generator).
     settings: the generator settings of the case.
+    fractions: partial-volume (soft) labels where the source gives them: task label value -> uint8
+        array (K, J, I), the fraction of each voxel the structure covers in 1/255ths
+        (``SyntheticCase.task_fractions``, the IMAs); empty when the source gives none.
     """
 
     seed: int
@@ -117,6 +120,7 @@ class PreparedCase:
     spacing_mm: tuple[float, float, float]
     present: dict[str, bool]
     settings: dict[str, Any]
+    fractions: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def prepare_case(case: SyntheticCaseLike, task: str, spacing_mm, seed: int,
@@ -138,9 +142,31 @@ def prepare_case(case: SyntheticCaseLike, task: str, spacing_mm, seed: int,
     if derived:
         label = label.with_array(np.where(np.isin(label.array, derived), 0, label.array))
     present = dict((case.present or {}).get(task, {})) if isinstance(case.present, dict) else {}
+    fractions = {}
+    for value, fraction in (case.task_fractions(task) if hasattr(case, "task_fractions") else {}).items():
+        on_grid = to_model_grid(fraction.with_array(fraction.array.astype(np.float32)), spacing_mm).array
+        fractions[int(value)] = np.rint(np.clip(on_grid, 0.0, 1.0) * 255.0).astype(np.uint8)
     return PreparedCase(seed=int(seed), image_hu=image.array, label=label.array.astype(np.uint8),
                         spacing_mm=tuple(float(s) for s in image.spacing), present=present,
-                        settings=dict(settings or {}))
+                        settings=dict(settings or {}), fractions=fractions)
+
+
+def case_fractions(case: PreparedCase, values, names: dict[int, str] | None = None) -> np.ndarray:
+    """The partial-volume fractions of ``values`` (label values) as one uint8 array (S, K, J, I), 1/255ths.
+
+    A structure with no voxel in the case's label map and no fractions (outside its field of view)
+    gets zeros. Raises InputError when the label map has the structure but the case no fractions for
+    it: its source does not make partial-volume labels (soft targets need ``CardiacAI.synthetic``).
+    """
+    out = np.zeros((len(values), *case.label.shape), np.uint8)
+    for n, value in enumerate(values):
+        if int(value) in case.fractions:
+            out[n] = case.fractions[int(value)]
+        elif np.any(case.label == value):
+            name = (names or {}).get(int(value), f"label {int(value)}")
+            raise InputError(f"case {case.seed} has no partial-volume fractions for {name}",
+                             "train soft targets on cases of the synthetic generator, or drop --soft-targets")
+    return out
 
 
 class CaseStore:
@@ -148,12 +174,15 @@ class CaseStore:
 
     The disk cache (``cache_dir``; None = memory only) lets repeated runs skip generation; a
     file name holds the task, spacing, the source's ``cache_key`` and the seed, so different
-    generator settings never share files. Files are written atomically.
+    generator settings never share files. Files are written atomically. With ``need_fractions`` a cached
+    file written before cases kept their partial-volume fractions counts as missing (made again).
     """
 
-    def __init__(self, source: CaseSource, task: str, spacing_mm, cache_dir: str | Path | None = None) -> None:
+    def __init__(self, source: CaseSource, task: str, spacing_mm, cache_dir: str | Path | None = None,
+                 need_fractions: bool = False) -> None:
         self.source = source
         self.task = task
+        self.need_fractions = bool(need_fractions)
         self.spacing_mm = tuple(float(s) for s in spacing_mm)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         if self.cache_dir is not None:
@@ -192,7 +221,7 @@ class CaseStore:
         """
         missing = [int(s) for s in dict.fromkeys(seeds) if int(s) not in self._memory]
         if self.cache_dir is not None:
-            missing = [s for s in missing if not self._path(s).is_file()]
+            missing = [s for s in missing if not self._cached(s)]
         import multiprocessing
 
         if int(workers) <= 1 or len(missing) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
@@ -208,24 +237,47 @@ class CaseStore:
         finally:
             _FORKED_STORE = None
 
+    def _cached(self, seed: int) -> bool:
+        """Whether the disk cache holds a usable file for ``seed`` (with fractions where needed)."""
+        path = self._path(seed)
+        if not path.is_file():
+            return False
+        if not self.need_fractions:
+            return True
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return "fraction_values" in data.files
+        except (OSError, ValueError):
+            return False
+
     def _load(self, seed: int) -> PreparedCase | None:
         path = self._path(seed)
         if not path.is_file():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
+                if self.need_fractions and "fraction_values" not in data.files:
+                    return None  # cached before cases kept their fractions: made again
                 meta = json.loads(str(data["meta"]))
+                fractions = {}
+                if "fraction_values" in data.files:
+                    fractions = {int(v): f for v, f in zip(data["fraction_values"], data["fractions"])}
                 return PreparedCase(seed=seed, image_hu=data["image"], label=data["label"],
                                     spacing_mm=tuple(meta["spacing_mm"]), present=meta["present"],
-                                    settings=meta["settings"])
+                                    settings=meta["settings"], fractions=fractions)
         except (OSError, ValueError, KeyError):
             return None  # a damaged cache file is regenerated, not fatal
 
     def _save(self, case: PreparedCase) -> None:
         meta = json.dumps({"spacing_mm": case.spacing_mm, "present": case.present, "settings": case.settings})
+        values = sorted(case.fractions)
+        # always written (empty when the case has none), so a file without them is an older one
+        fractions = (np.stack([case.fractions[v] for v in values]) if values
+                     else np.zeros((0, *case.label.shape), np.uint8))
         with atomic_output(self._path(case.seed)) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, image=case.image_hu, label=case.label, meta=np.array(meta))
+                np.savez_compressed(fh, image=case.image_hu, label=case.label, meta=np.array(meta),
+                                    fraction_values=np.array(values, np.int32), fractions=fractions)
 
 
 _FORKED_STORE: CaseStore | None = None

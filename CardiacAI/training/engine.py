@@ -23,17 +23,17 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import InputError, ModelError
 from ..io.atomic import atomic_output
 from .config import RESUMABLE_CHANGES, TrainingConfig
-from .data import CaseSource, CaseStore, GeneratorCaseSource
+from .data import CaseSource, CaseStore, GeneratorCaseSource, case_fractions
 from .model_card import sha256_file, write_model_card
 from .preprocessing import normalise_intensity
-from .transforms import class_indices, pad_to_patch, train_transforms
+from .transforms import FRACTIONS_KEY, class_indices, pad_channels_to_patch, pad_to_patch, train_transforms
 
 CHECKPOINT_NAME = "checkpoint.pt"
 MODEL_NAME = "model.pt"
@@ -134,8 +134,51 @@ def class_weight_vector(config: TrainingConfig, num_classes: int) -> list[float]
     return weights
 
 
+def soft_target_values(config: TrainingConfig) -> list[int]:
+    """Label values of ``config.soft_targets`` (in the order given).
+
+    Raises InputError for a key that is not a structure of the task, or a derived one (a perivascular
+    region is computed after inference, never predicted).
+    """
+    from ..labels import get_label_set
+
+    by_key = {s.key: s for s in get_label_set(config.task).structures}
+    bad = sorted(k for k in config.soft_targets if k not in by_key or by_key[k].derived_from)
+    if bad:
+        raise InputError(f"soft targets for unknown or derived structure(s) {bad}",
+                         f"use predicted structure keys of the {config.task} label set: "
+                         f"{sorted(k for k, s in by_key.items() if not s.derived_from)}")
+    return [int(by_key[k].value) for k in config.soft_targets]
+
+
+def soft_target(label, fractions, soft_values: Sequence[int], num_classes: int):
+    """Class probabilities (N, C, D, H, W) float32 from a label map and partial-volume fractions.
+
+    ``label``: (N, 1, D, H, W) integer tensor of label values; ``fractions``: (N, S, D, H, W) float
+    tensor, the covered fraction (0-1) of each of the ``soft_values`` structures. A soft structure's
+    channel is its fraction; the rest of the voxel (1 - the soft fractions, which are scaled down
+    where they sum above 1) goes to the voxel's label, or to background where that label is itself
+    a soft structure. Every voxel's probabilities sum to 1.
+    """
+    import torch
+    from monai.networks.utils import one_hot
+
+    target = one_hot(label, num_classes).float()
+    idx = list(soft_values)
+    target[:, 0] += target[:, idx].sum(dim=1)
+    target[:, idx] = 0.0
+    fractions = fractions.float()
+    total = fractions.sum(dim=1, keepdim=True)
+    fractions = fractions / torch.clamp(total, min=1.0)
+    target *= 1.0 - torch.clamp(total, max=1.0)
+    target[:, idx] += fractions
+    return target
+
+
 def build_loss(config: TrainingConfig, num_classes: int, device: str):
-    """The training loss ``loss(logits (N, C, D, H, W), target (N, 1, D, H, W) int)`` -> scalar tensor.
+    """The training loss ``loss(logits (N, C, D, H, W), target)`` -> scalar tensor; ``target`` is
+    (N, 1, D, H, W) label values or, with ``config.soft_targets``, also (N, C, D, H, W) class
+    probabilities (:func:`soft_target`).
 
     Dice (MONAI ``DiceLoss``, softmax, one Dice per class and patch or, with ``dice_batch``, per class
     over the batch; derived structures weighted 0) plus cross-entropy ("dicece") or focal loss
@@ -143,13 +186,28 @@ def build_loss(config: TrainingConfig, num_classes: int, device: str):
     a 2-3 mm artery be learnt at all: it is ~0.05 % of a patch, and unweighted cross-entropy then
     holds its probability near that prior while the softmax Dice gradient vanishes with it (the
     1.5 mm and 1 mm IMA models gave p < 0.005 inside the IMA after 1200-2500 steps).
+
+    With soft targets both terms take class probabilities: Dice over them (MONAI ``DiceLoss`` on soft
+    labels) and cross-entropy against them (PyTorch's probability targets; its mean is over voxels,
+    not over the voxels' class weights as with label values), whose minimum is the target itself, so
+    the softmax learns the covered fraction. Label-value targets (validation) are one-hot encoded.
     """
     import torch
     from monai.losses import DiceLoss, FocalLoss
+    from monai.networks.utils import one_hot
 
     weights = class_weight_vector(config, num_classes)
     dice_weights = torch.tensor([0.0 if w == 0.0 else 1.0 for w in weights], device=device)
     ce_weights = torch.tensor(weights, device=device)
+    if config.soft_targets:
+        soft_dice = DiceLoss(to_onehot_y=False, softmax=True, batch=bool(config.dice_batch), weight=dice_weights)
+        soft_ce = torch.nn.CrossEntropyLoss(weight=ce_weights)
+
+        def soft_loss(logits, target):
+            if target.shape[1] == 1:
+                target = one_hot(target.long(), num_classes).float()
+            return soft_dice(logits, target) + soft_ce(logits, target)
+        return soft_loss
     dice = DiceLoss(to_onehot_y=True, softmax=True, batch=bool(config.dice_batch), weight=dice_weights)
     if config.loss == "dicece":
         ce = torch.nn.CrossEntropyLoss(weight=ce_weights)
@@ -175,6 +233,7 @@ def _lr_factor(step: int, config: TrainingConfig) -> float:
 
 
 def _check_resumable(saved: dict[str, Any], current: dict[str, Any]) -> None:
+    saved = {**TrainingConfig().to_dict(), **saved}  # a setting added since the checkpoint: its default
     diffs = sorted(k for k in set(saved) | set(current)
                    if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
     if diffs:
@@ -274,11 +333,12 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     loss_fn = build_loss(config, num_classes, device)
+    soft_values = soft_target_values(config)
 
     # -- data -------------------------------------------------------------------------------------
     if source is None:
         source = GeneratorCaseSource(config.generator, config.spacing_mm)
-    store = CaseStore(source, config.task, config.spacing_mm, cache_dir)
+    store = CaseStore(source, config.task, config.spacing_mm, cache_dir, need_fractions=bool(soft_values))
     air = float(normalise_intensity(np.array([-3000.0]), config.intensity_window_hu, config.intensity_range)[0])
     t_data = time.monotonic()
     seeds = config.train_seeds + list(config.val_seeds)
@@ -292,12 +352,14 @@ def train(
         if label.max(initial=0) >= num_classes:
             raise InputError(f"case {seed} has label value {int(label.max())} outside the {config.task} label set")
         sample = {"image": image[None], "label": label[None].astype(np.uint8)}
+        if soft_values and seed in config.train_seeds:
+            sample[FRACTIONS_KEY] = pad_channels_to_patch(case_fractions(case, soft_values, keys), config.patch_size)
         samples[seed] = class_indices(sample, num_classes) if seed in config.train_seeds else sample
         case_settings[seed] = case.settings
     data_time = time.monotonic() - t_data
     train_samples = [samples[s] for s in config.train_seeds]
     transform = train_transforms(config.patch_size, num_classes, config.samples_per_case, config.augment,
-                                 device=device if device == "cuda" else None)
+                                 device=device if device == "cuda" else None, fractions=bool(soft_values))
 
     # -- state ------------------------------------------------------------------------------------
     step, elapsed, history = 0, 0.0, []
@@ -325,6 +387,9 @@ def train(
         # A patch is a numpy array or a tensor, on the GPU where the affine ran there.
         x = torch.stack([torch.as_tensor(p["image"]).to(device, torch.float32) for p in patches])
         y = torch.stack([torch.as_tensor(p["label"]).to(device).long() for p in patches])
+        if soft_values:  # fractions in 1/255ths, interpolated linearly by the affine
+            fractions = torch.stack([torch.as_tensor(p[FRACTIONS_KEY]).to(device, torch.float32) for p in patches])
+            y = soft_target(y, fractions / 255.0, soft_values, num_classes)
         return x, y
 
     def autocast():

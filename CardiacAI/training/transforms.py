@@ -23,6 +23,8 @@ from monai.transforms import (
 )
 
 INDICES_KEY = "label_cls_indices"
+#: Partial-volume fractions (uint8 (S, D, H, W), 1/255ths) of the soft-target structures, where trained so.
+FRACTIONS_KEY = "fractions"
 
 
 def class_indices(sample: dict, num_classes: int) -> dict:
@@ -31,7 +33,7 @@ def class_indices(sample: dict, num_classes: int) -> dict:
 
 
 def train_transforms(patch_size: Sequence[int], num_classes: int, samples_per_case: int,
-                     augment: bool = True, device: str | None = None) -> Compose:
+                     augment: bool = True, device: str | None = None, fractions: bool = False) -> Compose:
     """Patch sampling and augmentation for one case dict -> list of ``samples_per_case`` patch dicts.
 
     * ``RandCropByLabelClassesd`` with equal ratios for every class (background included), so
@@ -45,20 +47,25 @@ def train_transforms(patch_size: Sequence[int], num_classes: int, samples_per_ca
     GPU the resampling of large patches would otherwise keep the GPU waiting for the CPU; the patch
     then comes back as a tensor on that device.
 
+    ``fractions``: the samples also hold :data:`FRACTIONS_KEY` (soft targets), cropped and moved with
+    the label but interpolated linearly, as the image is.
+
     Shapes: patch dicts hold ``image`` float32 (1, *patch_size) and ``label`` (1, *patch_size),
     with ``patch_size`` in array order (D, H, W).
     """
     patch = [int(p) for p in patch_size]
+    keys = ["image", "label"] + ([FRACTIONS_KEY] if fractions else [])
+    modes = ("bilinear", "nearest") + (("bilinear",) if fractions else ())
     steps = [
-        RandCropByLabelClassesd(keys=["image", "label"], label_key="label", spatial_size=patch,
+        RandCropByLabelClassesd(keys=keys, label_key="label", spatial_size=patch,
                                 ratios=[1.0] * num_classes, num_classes=num_classes,
                                 num_samples=int(samples_per_case), indices_key=INDICES_KEY, warn=False),
     ]
     if augment:
         angle = math.radians(10.0)
         steps += [
-            RandAffined(keys=["image", "label"], prob=0.5, rotate_range=(angle,) * 3, scale_range=(0.1,) * 3,
-                        mode=("bilinear", "nearest"), padding_mode="border", device=device),
+            RandAffined(keys=keys, prob=0.5, rotate_range=(angle,) * 3, scale_range=(0.1,) * 3,
+                        mode=modes, padding_mode="border", device=device),
             RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
             RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5),
             RandGaussianNoised(keys="image", prob=0.3, mean=0.0, std=0.02),
@@ -77,3 +84,12 @@ def pad_to_patch(image: np.ndarray, label: np.ndarray, patch_size: Sequence[int]
         return image, label
     return (np.pad(image, pads, mode="constant", constant_values=image_fill),
             np.pad(label, pads, mode="constant", constant_values=0))
+
+
+def pad_channels_to_patch(array: np.ndarray, patch_size: Sequence[int]) -> np.ndarray:
+    """Pad a (C, K, J, I) array with 0 at the far end of each spatial axis up to at least ``patch_size``
+    (D, H, W), as :func:`pad_to_patch` pads the label."""
+    pads = [(0, 0)] + [(0, max(0, int(p) - s)) for p, s in zip(patch_size, array.shape[1:])]
+    if not any(after for _, after in pads):
+        return array
+    return np.pad(array, pads, mode="constant", constant_values=0)
