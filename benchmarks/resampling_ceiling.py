@@ -32,6 +32,7 @@ from CardiacAI.inference import (
     resample_to_spacing,
 )
 from CardiacAI.labels import get_label_set
+from CardiacAI.metrics import dice_coefficient
 from CardiacAI.synthetic import GeneratorConfig, generate_case
 
 
@@ -52,11 +53,12 @@ def ceiling(truth, model_spacing, values) -> dict[str, dict[int, float]]:
     lookup = np.array(classes, np.uint8)
     nearest = lookup[resample_labels_onto(grid.with_array(labels_from_probabilities(probs)), truth).array]
     trilinear = lookup[labels_from_probabilities_onto(probs, grid, truth)]
-    out = {}
-    for name, labels in (("nearest", nearest), ("trilinear", trilinear)):
-        out[name] = {v: float(2 * np.sum((arr == v) & (labels == v)) / max(1, np.sum(arr == v) + np.sum(labels == v)))
-                     for v in values}
-    return out
+    return {name: _dice_per_value(labels, arr, values) for name, labels in (("nearest", nearest), ("trilinear", trilinear))}
+
+
+def _dice_per_value(labels: np.ndarray, truth: np.ndarray, values) -> dict[int, float]:
+    """Dice of each label value between two label maps on one grid (CardiacAI.metrics.dice_coefficient)."""
+    return {v: dice_coefficient(labels == v, truth == v) for v in values}
 
 
 def target_ceiling(seed: int, truth, model_spacing, values, protocol: str) -> dict[str, dict[int, float]]:
@@ -80,12 +82,8 @@ def target_ceiling(seed: int, truth, model_spacing, values, protocol: str) -> di
                        len(classes))[0].numpy() if soft_idx else hard
     arr = np.where(np.isin(truth.array, values), truth.array, 0)
     lookup = np.array(classes, np.uint8)
-    out = {}
-    for name, probs in (("labels", hard), ("fractions", soft)):
-        labels = lookup[labels_from_probabilities_onto(probs, case.image, truth)]
-        out[name] = {v: float(2 * np.sum((arr == v) & (labels == v)) / max(1, np.sum(arr == v) + np.sum(labels == v)))
-                     for v in values}
-    return out
+    return {name: _dice_per_value(lookup[labels_from_probabilities_onto(probs, case.image, truth)], arr, values)
+            for name, probs in (("labels", hard), ("fractions", soft))}
 
 
 def main() -> None:

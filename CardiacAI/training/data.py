@@ -246,9 +246,14 @@ class CaseStore:
             return True
         try:
             with np.load(path, allow_pickle=False) as data:
-                return "fraction_values" in data.files
+                return self._usable(data.files)
         except (OSError, ValueError):
             return False
+
+    def _usable(self, names) -> bool:
+        """Whether a cache file holding the arrays ``names`` serves this store: one written before cases kept
+        their partial-volume fractions does not when they are needed."""
+        return not self.need_fractions or "fraction_values" in names
 
     def _load(self, seed: int) -> PreparedCase | None:
         path = self._path(seed)
@@ -256,8 +261,8 @@ class CaseStore:
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                if self.need_fractions and "fraction_values" not in data.files:
-                    return None  # cached before cases kept their fractions: made again
+                if not self._usable(data.files):
+                    return None  # made again
                 meta = json.loads(str(data["meta"]))
                 fractions = {}
                 if "fraction_values" in data.files:
