@@ -497,6 +497,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     OperationCancelled: ``cancel`` was set.
     """
     from .models import ModelCatalog
+    from .lumen_tracking import TrackingSettings, follow_thin_arteries
     from .perivascular import add_perivascular_regions
     from .postprocess import (body_mask_from_ct, clean_labelmap, keep_components_overlapping,
                               remove_pieces_behind_lung, remove_pieces_in_bone, remove_pieces_off_midline,
@@ -562,6 +563,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     check_cancel()
 
     contrast: dict[str, Any] | None = None  # the unenhanced-scan decision of the last region segmented
+    tracking: dict[str, Any] = {}  # what lumen tracking did, per structure, in the last region segmented
 
     def segment_region(box, progress_range):
         """(labels on the whole grid, the cropped CT): the network's labels inside ``box`` (None: the
@@ -591,8 +593,16 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         labels[roi] = remove_pieces_behind_lung(labels[roi], label_set, region.array, body, image.spacing,
                                                 image.direction)
         labels[roi] = remove_pieces_in_bone(labels[roi], label_set, region.array, image.spacing)
-        labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing,
-                                     long_axis=array_axis_along(image.direction, 2)[0])
+        long_axis = array_axis_along(image.direction, 2)[0]
+        labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing, long_axis=long_axis)
+        if entry.lumen_tracking:
+            # the network finds stretches of a thin enhanced artery: follow its lumen from them
+            settings = TrackingSettings(redraw=bool(entry.lumen_tracking.get("redraw", True)))
+            labels[roi], reports = follow_thin_arteries(labels[roi], label_set, region.array, image.spacing,
+                                                        long_axis=long_axis, keys=entry.lumen_tracking["structures"],
+                                                        settings=settings)
+            slice_mm = float(np.asarray(image.spacing)[::-1][long_axis])
+            tracking.update({key: r.as_dict(slice_mm) for key, r in reports.items()})
         timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t
         return labels, region
 
@@ -656,6 +666,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         "precision": device.autocast_dtype or "float32",
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         **({"contrast_decision": contrast} if contrast else {}),
+        **({"lumen_tracking": tracking} if tracking else {}),
         "input": {
             "source": str(image.metadata.get("source_path", "")),
             "series_instance_uid": image.metadata.get("series_instance_uid"),

@@ -130,29 +130,28 @@ def test_ima_aorta_on_real_contrast_ct(lidc1_image):
     for key in ("left_internal_mammary_artery", "right_internal_mammary_artery", "peri_ima_region"):
         p = result.presence[key]
         assert p.present or p.reason  # an absent structure always says why
-    # The real left IMA is reported (0.7.0 with 96 x 160 x 120 windows: 62.5 mm of it in three pieces, 0.17 mL; no
-    # volume minimum may hide it, and the pieces count together for its 30 mm run), and only on the artery: every voxel within 5 mm
-    # in-plane of its track (the brightest voxel slice by slice, as benchmarks/ima_real_probe.py follows it),
-    # on a slice the track reaches.
-    lima = lab == ls.by_key("left_internal_mammary_artery").value
-    assert result.presence["left_internal_mammary_artery"].present and lima.sum() * lidc1_image.voxel_volume_ml >= 0.03
-    course = _real_ima_track(lidc1_image, "left")
+    # Both real IMAs are reported along most of their length, and only on the arteries. The network finds
+    # stretches of them (0.7.0: 62.5 mm of the left in three pieces, 35 mm of the right in two); lumen tracking
+    # follows each from there (2026-11-23: the left over slices 60-108, 122.5 mm, the right over 56-101, 115 mm).
+    # The reference is each artery's track read off the scan (benchmarks/ima_lumen_tracking.py: the brightest
+    # voxel slice by slice from points placed by eye; the right one in two stretches, as a costal cartilage
+    # outshines it at slices 89-92): every labelled voxel lies on a slice the track reaches, within 3.5 mm of it
+    # (the track is the brightest voxel, which may sit at one side of the 2-2.5 mm lumen: a lumen voxel can lie a
+    # diameter and a voxel's diagonal from it; measured: all within 3 mm but one right-IMA voxel at 3.1 mm).
+    tracks = _real_ima_tracks(lidc1_image)
     pixel = float(lidc1_image.spacing[0])
-    for k, j, i in zip(*np.nonzero(lima)):
-        assert k in course, f"left IMA voxel on slice {k}, beyond the real artery's slices"
-        assert np.hypot(j - course[k][0], i - course[k][1]) * pixel <= 5.0, (k, j, i, course[k])
-    labelled_slices = np.count_nonzero(lima.any(axis=(1, 2)))
-    assert labelled_slices * lidc1_image.spacing[2] >= 40.0, f"the left IMA on {labelled_slices} slices only"
-    # The right IMA (0.7.0: slices 81-97) lies beside the sternum's right edge: every voxel within 6 mm in-plane of
-    # a point of its track, on a slice at most 15 mm beyond the track's ends (the tracker, which follows the
-    # brightest voxel, leaves the artery for a costal cartilage at slice 92 while the artery runs on).
-    rima = lab == ls.by_key("right_internal_mammary_artery").value
-    assert result.presence["right_internal_mammary_artery"].present
-    right = _real_ima_track(lidc1_image, "right")
-    track_points = np.array([(k, j, i) for k, (j, i) in right.items()], float)
-    for k, j, i in zip(*np.nonzero(rima)):
-        assert min(right) - 6 <= k <= max(right) + 6, f"right IMA voxel on slice {k}, far beyond the artery's track"
-        assert np.hypot(track_points[:, 1] - j, track_points[:, 2] - i).min() * pixel <= 6.0, (k, j, i)
+    for side, min_length_mm in (("left", 110.0), ("right", 100.0)):
+        key = f"{side}_internal_mammary_artery"
+        artery = lab == ls.by_key(key).value
+        assert result.presence[key].present
+        course = tracks[side]
+        for k, j, i in zip(*np.nonzero(artery)):
+            assert k in course, f"{side} IMA voxel on slice {k}, beyond the real artery's slices"
+            assert np.hypot(j - course[k][0], i - course[k][1]) * pixel <= 3.5, (side, k, j, i, course[k])
+        length_mm = np.count_nonzero(artery.any(axis=(1, 2))) * lidc1_image.spacing[2]
+        assert length_mm >= min_length_mm, f"the {side} IMA along {length_mm} mm only"
+        tracked = result.run["lumen_tracking"][key]
+        assert tracked["pieces_followed"] >= 1 and tracked["slices_after"] > tracked["slices_before"]
     assert result.presence["peri_ima_region"].present
     # an arterial-phase scan: the IMAs' probabilities are left as the network gave them (aorta 381 HU on the model grid)
     decision = result.run["contrast_decision"]
@@ -192,13 +191,13 @@ def test_ima_aorta_on_real_noncontrast_ct(lidc2_image):
             assert (j - front) * spacing[1] <= 45.0, (key, k, j, i, front)
 
 
-def _real_ima_track(image, side: str) -> dict[int, tuple[int, int]]:
-    """Slice k -> (j, i) of a real internal mammary artery of LIDC-IDRI-0001 (benchmarks/ima_real_probe.py)."""
+def _real_ima_tracks(image) -> dict[str, dict[int, tuple[int, int]]]:
+    """side -> {slice k: (j, i)} of the real internal mammary arteries of LIDC-IDRI-0001
+    (benchmarks/ima_lumen_tracking.py)."""
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from ima_real_probe import STARTS, track
+    from ima_lumen_tracking import reference_tracks
 
-    # followed over the whole scan, until the artery fades below 150 HU (slices 59-116 for the left one)
-    return track(image.array.astype(np.float32), STARTS[side], k_range=range(image.array.shape[0]))
+    return reference_tracks(image.array)

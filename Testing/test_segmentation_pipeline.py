@@ -450,3 +450,52 @@ def test_unenhanced_weights_must_name_structures_of_the_label_set(tmp_path):
     with pytest.raises(ModelError, match="unenhanced_weights"):  # the schema: a factor below 1 lowers, not lifts
         _unenhanced_entry(tmp_path / "b", {"reference": "aorta", "below_hu": 120.0,
                                            "weights": {"left_internal_mammary_artery": 0.5}})
+
+
+def _lumen_tracking_catalog(tmp_path, rule):
+    root = tmp_path / "catalog"
+    entry = catalog_entry_from_card(write_random_model(root / "ima", "ima-aorta", 4, spacing_mm=3.0),
+                                    "ima", "1.0.0", "IMA", catalog_dir=root, default=True)
+    entry["lumen_tracking"] = rule
+    (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [entry]}))
+    return ModelCatalog.load(root / "catalog.json")
+
+
+def test_lumen_tracking_must_name_structures_of_the_label_set(tmp_path):
+    from CardiacAI.errors import ModelError
+
+    catalog = _lumen_tracking_catalog(tmp_path / "ok", {"structures": ["left_internal_mammary_artery"], "redraw": False})
+    assert catalog.get("ima").lumen_tracking == {"structures": ["left_internal_mammary_artery"], "redraw": False}
+    with pytest.raises(ModelError, match="lumen_tracking: 'lima' is not a structure of label set 'ima-aorta'"):
+        _lumen_tracking_catalog(tmp_path / "a", {"structures": ["lima"]})
+    with pytest.raises(ModelError, match="lumen_tracking"):  # the schema: nothing to follow is a mistake
+        _lumen_tracking_catalog(tmp_path / "b", {"structures": []})
+
+
+def test_the_pipeline_follows_an_enhanced_artery_and_records_it(tmp_path, monkeypatch):
+    """With lumen tracking in its catalog entry, a model's stretch of a bright artery is followed along the
+    artery's whole length in the scan, and the run record says what was added."""
+    from CardiacAI import segmentation
+
+    catalog = _lumen_tracking_catalog(tmp_path, {"structures": ["left_internal_mammary_artery"]})
+    # a 2 mm, 320 HU artery down a fat-filled body, 12 mm left of its midline; the "network" finds 35 mm of it
+    # (14 slices: an IMA piece must run 30 mm to be kept)
+    ct = np.full((40, 60, 80), -80.0, np.float32)
+    ct[:, :, :5] = ct[:, :, -5:] = ct[:, :3] = ct[:, -3:] = -1000.0  # air round the body
+    jj, ii = np.mgrid[0:60, 0:80]
+    artery = np.hypot((jj - 20) * 0.8, (ii - 55) * 0.8) <= 1.0
+    ct[:, artery] += 400.0
+    image = Image(ct, spacing=(0.8, 0.8, 2.5), origin=(0.0, 0.0, 0.0), direction=np.eye(3), modality="CT")
+
+    def found_stretch(region, *args, **kwargs):
+        labels = np.zeros(region.array.shape, np.uint8)
+        labels[13:27][:, (region.array[20] > 200)] = 1
+        return region.with_array(labels, modality="", metadata={})
+
+    monkeypatch.setattr(segmentation, "predict_labels", found_stretch)
+    result = segmentation.segment(image, "ima-aorta", catalog=catalog, prefer_gpu=False)
+    left = result.labelmap.array == 1
+    assert np.flatnonzero(left.any(axis=(1, 2))).tolist() == list(range(40))
+    assert np.array_equal(left[10], artery)
+    record = result.run["lumen_tracking"]["left_internal_mammary_artery"]
+    assert record["slices_before"] == 14 and record["slices_after"] == 40 and record["length_added_mm"] == 65.0

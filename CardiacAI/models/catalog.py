@@ -94,6 +94,9 @@ class ModelEntry:
     #: largest sliding window (k, j, i) in voxels of the model grid at inference; None: 96 on each axis
     #: (CardiacAI.segmentation.MAX_INFERENCE_WINDOW). A larger window lets the network see more around a structure.
     max_inference_window_kji: tuple[int, int, int] | None = None
+    #: {"structures": [key, ...], "redraw": bool}: thin enhanced arteries followed along their lumen after the
+    #: network (CardiacAI.lumen_tracking.follow_thin_arteries); None: the network's pieces as they are.
+    lumen_tracking: dict[str, Any] | None = None
 
     # -- what the card says -----------------------------------------------------------------------
     @property
@@ -465,6 +468,8 @@ def _entry_from_json(item: dict[str, Any], index: int, catalog_dir: Path, source
                         f"{MAX_SHIPPED_WEIGHTS_BYTES}-byte package limit (give a url instead)")
     problems.extend(_label_problems(item["label_set"], card["labels"]))
     problems.extend(_unenhanced_weight_problems(item["label_set"], item.get("unenhanced_weights")))
+    problems.extend(_structure_key_problems(item["label_set"], "lumen_tracking",
+                                            item.get("lumen_tracking", {}).get("structures", [])))
     if problems:
         raise ModelError(f"{where}: " + "; ".join(problems), "fix the entry or its card so they agree")
 
@@ -496,6 +501,7 @@ def _entry_from_json(item: dict[str, Any], index: int, catalog_dir: Path, source
         unenhanced_weights=copy.deepcopy(item.get("unenhanced_weights")),
         max_inference_window_kji=(tuple(int(n) for n in item["max_inference_window"])  # type: ignore[arg-type]
                                   if "max_inference_window" in item else None),
+        lumen_tracking=copy.deepcopy(item.get("lumen_tracking")),
     )
 
 
@@ -514,6 +520,16 @@ def _unenhanced_weight_problems(label_set_name: str, rule: dict[str, Any] | None
     named = [rule["reference"], *rule["weights"]]
     return [f"field unenhanced_weights: '{key}' is not a structure of label set '{label_set_name}'"
             for key in named if key not in keys]
+
+
+def _structure_key_problems(label_set_name: str, field: str, keys) -> list[str]:
+    from ..labels import available_label_sets, get_label_set
+
+    if label_set_name not in available_label_sets():
+        return []
+    known = {s.key for s in get_label_set(label_set_name).structures}
+    return [f"field {field}: '{key}' is not a structure of label set '{label_set_name}'"
+            for key in keys if key not in known]
 
 
 def _label_problems(label_set_name: str, card_labels: list[dict[str, Any]]) -> list[str]:
