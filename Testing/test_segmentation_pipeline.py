@@ -399,13 +399,18 @@ def test_a_catalog_entry_cannot_have_both_a_localiser_and_a_midline_band(two_sta
         ModelCatalog.load(root / "catalog.json")
 
 
-def _unenhanced_entry(tmp_path, rule):
+def _ima_catalog(tmp_path, **fields):
+    """A catalog of one random IMA/aorta model, its entry with ``fields`` added."""
     root = tmp_path / "catalog"
     entry = catalog_entry_from_card(write_random_model(root / "ima", "ima-aorta", 4, spacing_mm=3.0),
                                     "ima", "1.0.0", "IMA", catalog_dir=root, default=True)
-    entry["unenhanced_weights"] = rule
+    entry.update(fields)
     (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [entry]}))
-    return ModelCatalog.load(root / "catalog.json").get("ima")
+    return ModelCatalog.load(root / "catalog.json")
+
+
+def _unenhanced_entry(tmp_path, rule):
+    return _ima_catalog(tmp_path, unenhanced_weights=rule).get("ima")
 
 
 @pytest.mark.parametrize("aorta_hu, unenhanced", [(40.0, True), (380.0, False)])
@@ -453,12 +458,7 @@ def test_unenhanced_weights_must_name_structures_of_the_label_set(tmp_path):
 
 
 def _lumen_tracking_catalog(tmp_path, rule):
-    root = tmp_path / "catalog"
-    entry = catalog_entry_from_card(write_random_model(root / "ima", "ima-aorta", 4, spacing_mm=3.0),
-                                    "ima", "1.0.0", "IMA", catalog_dir=root, default=True)
-    entry["lumen_tracking"] = rule
-    (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [entry]}))
-    return ModelCatalog.load(root / "catalog.json")
+    return _ima_catalog(tmp_path, lumen_tracking=rule)
 
 
 def test_lumen_tracking_must_name_structures_of_the_label_set(tmp_path):
