@@ -25,7 +25,8 @@ follow what is bright on the scan and connected to a detected piece. Measured in
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping
+import functools
+from typing import Iterable
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -73,8 +74,8 @@ class TrackingSettings:
 
 @dataclasses.dataclass
 class TrackReport:
-    """What tracking did to one structure: slices of it before and after (along the long axis), and the
-    pieces followed (their median peak HU and surrounding HU) or left alone (unenhanced)."""
+    """What tracking did to one structure: its slices before and after (along the long axis), the number of
+    pieces followed and left alone (unenhanced), and each followed piece's median peak (HU)."""
 
     slices_before: int = 0
     slices_after: int = 0
@@ -83,6 +84,7 @@ class TrackReport:
     peaks_hu: list[float] = dataclasses.field(default_factory=list)
 
     def as_dict(self, slice_mm: float) -> dict:
+        """The report for the run record; ``slice_mm`` is the slice spacing along the long axis (mm)."""
         return {"slices_before": self.slices_before, "slices_after": self.slices_after,
                 "length_added_mm": round((self.slices_after - self.slices_before) * slice_mm, 1),
                 "pieces_followed": self.pieces_followed, "pieces_unenhanced": self.pieces_unenhanced,
@@ -159,7 +161,8 @@ def follow_thin_arteries(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, spa
             # a voxel of another structure is never taken (the track refuses them; a widened slice may reach one)
             section &= (out_v[k] == 0) | (out_v[k] == value)
             out_v[k][section] = value
-            (after.add if section.any() else after.discard)(k)
+            if section.any():
+                after.add(k)
         report.slices_after = len(after)
     return out, reports
 
@@ -250,6 +253,20 @@ def _disc_offsets(radius_mm: float, sp_ji) -> tuple[np.ndarray, np.ndarray]:
     return jj[inside], ii[inside]
 
 
+@functools.lru_cache(maxsize=8)
+def _blob_geometry(sp_ji: tuple[float, float], radius_mm: float):
+    """(half-sizes rj, ri in voxels, distance in mm from the centre, the disc, its rim) of the window a blob is
+    judged in: the same for every blob of a scan, so computed once."""
+    rj, ri = int(radius_mm // sp_ji[0]), int(radius_mm // sp_ji[1])
+    jj, ii = np.mgrid[-rj:rj + 1, -ri:ri + 1]
+    r = np.sqrt((jj * sp_ji[0]) ** 2 + (ii * sp_ji[1]) ** 2)
+    disc = r <= radius_mm
+    rim = disc & ~ndi.binary_erosion(disc)
+    for array in (r, disc, rim):
+        array.flags.writeable = False  # shared between calls
+    return rj, ri, r, disc, rim
+
+
 def _closed_blob(hu_slice, j: int, i: int, background: float, sp_ji, settings: TrackingSettings) -> np.ndarray | None:
     """The lumen around (j, i) on one slice at half maximum (bool, the slice's shape), or None.
 
@@ -259,23 +276,19 @@ def _closed_blob(hu_slice, j: int, i: int, background: float, sp_ji, settings: T
     beside it says nothing about the lumen's edge). The region is the voxels at or above the level
     4-connected to (j, i); None when it reaches the rim of the ``blob_radius_mm`` disc (it is part of
     something larger) or is larger than ``max_area_mm2``."""
-    rj, ri = int(settings.blob_radius_mm // sp_ji[0]), int(settings.blob_radius_mm // sp_ji[1])
+    rj, ri, r, disc, rim = _blob_geometry(tuple(sp_ji), settings.blob_radius_mm)
     J, I = hu_slice.shape
     if j - rj < 0 or i - ri < 0 or j + rj >= J or i + ri >= I:
         return None
     window = hu_slice[j - rj:j + rj + 1, i - ri:i + ri + 1]
-    jj, ii = np.mgrid[-rj:rj + 1, -ri:ri + 1]
-    r = np.sqrt((jj * sp_ji[0]) ** 2 + (ii * sp_ji[1]) ** 2)
     ring = (r > settings.local_ring_mm[0]) & (r <= settings.local_ring_mm[1]) & (window > settings.lung_below_hu)
     local = float(np.median(window[ring])) if ring.any() else background
     level = 0.5 * (float(hu_slice[j, i]) + local)
-    disc = r <= settings.blob_radius_mm
     above = (window >= level) & disc
     if not above[rj, ri]:
         return None
     regions, _ = ndi.label(above)
     region = regions == regions[rj, ri]
-    rim = disc & ~ndi.binary_erosion(disc)
     if (region & rim).any() or region.sum() * sp_ji[0] * sp_ji[1] > settings.max_area_mm2:
         return None
     out = np.zeros(hu_slice.shape, bool)

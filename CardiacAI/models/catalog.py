@@ -512,14 +512,9 @@ def _valid_file_name(name: str) -> bool:
 
 
 def _unenhanced_weight_problems(label_set_name: str, rule: dict[str, Any] | None) -> list[str]:
-    from ..labels import available_label_sets, get_label_set
-
-    if rule is None or label_set_name not in available_label_sets():
+    if rule is None:
         return []
-    keys = {s.key for s in get_label_set(label_set_name).structures}
-    named = [rule["reference"], *rule["weights"]]
-    return [f"field unenhanced_weights: '{key}' is not a structure of label set '{label_set_name}'"
-            for key in named if key not in keys]
+    return _structure_key_problems(label_set_name, "unenhanced_weights", [rule["reference"], *rule["weights"]])
 
 
 def _structure_key_problems(label_set_name: str, field: str, keys) -> list[str]:
