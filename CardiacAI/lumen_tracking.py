@@ -294,3 +294,350 @@ def _closed_blob(hu_slice, j: int, i: int, background: float, sp_ji, settings: T
     out = np.zeros(hu_slice.shape, bool)
     out[j - rj:j + rj + 1, i - ri:i + ri + 1] = region
     return out
+
+
+# --- The descending aorta below the network's lower end --------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class AortaFollowSettings:
+    """How the enhanced descending aorta is followed down (lengths in mm, areas in mm², intensities in HU).
+
+    ``min_lumen_hu``: followed only when the median HU of the network's aorta on the reference slices reaches this
+    (enhanced blood; LIDC-IDRI-0001's descending aorta 390-420 HU, unenhanced blood 30-60 HU).
+    ``reference_slices``: how many of the network's lowest full cross-sections (at least ``full_fraction`` of the
+    median area of its lowest ``reference_reach_mm``; the tapered end is not one) give the lumen's HU, the
+    surrounding tissue's HU and the edge offset.
+    ``ring_mm``, ``lung_below_hu``, ``max_background_hu``: the surrounding tissue's HU is the median of the
+    voxels ``ring_mm`` (inner, outer) from the reference cross-sections that are not lung, capped (where the ring
+    reaches bone or an enhanced organ, fat and muscle are what surround the aorta). The lumen is the voxels at or
+    above halfway between the two (half maximum).
+    ``area_change``: a slice's lumen area must lie within these fractions of the previous slice's.
+    ``min_roundness``: its area over that of the disc spanning its widest extent (below: an oblique cut, a
+    bifurcation, or it has run into something else).
+    ``branch_opening``: the lumen is opened by a disc of this fraction of the previous slice's equivalent
+    radius, so that branches (coeliac trunk, superior mesenteric and renal arteries) and a touching vertebral
+    cortex come off; ``max_reach``: voxels farther from the lumen's centre than this multiple of the previous
+    equivalent radius are a branch's stump and are left out.
+    ``split_beyond``: a bright neighbour the lumen touches (a vertebral body, an enhanced vein or organ) is
+    split off at the neck between them when the lumen's half-maximum region reaches farther than this multiple of
+    the previous equivalent radius from the previous centre.
+    ``max_step_mm``: the largest in-plane move of the lumen's centre from one slice to the next.
+    ``ascending_within_mm``, ``ascending_ahead_mm``: the descending aorta is the hindmost aorta cross-section on
+    the lowest slice, within ``ascending_within_mm`` of the aorta's lower end, that holds another one at least
+    ``ascending_ahead_mm`` in front of it (the ascending aorta or the root), followed down to its lowest slice;
+    followed down from the root, the track would run into the left ventricle.
+    ``max_edge_offset_mm``: the limit on the edge offset (the network's equivalent radius minus the half-maximum
+    lumen's on the reference slices), by which each followed cross-section is grown (or shrunk), so that the
+    extension draws the aorta's edge where the network draws it on this scan.
+    """
+
+    min_lumen_hu: float = 150.0
+    reference_slices: int = 5
+    reference_reach_mm: float = 40.0
+    full_fraction: float = 0.7
+    ring_mm: tuple[float, float] = (4.0, 7.0)
+    lung_below_hu: float = -400.0
+    max_background_hu: float = 50.0
+    area_change: tuple[float, float] = (0.6, 1.4)
+    min_roundness: float = 0.6
+    branch_opening: float = 0.5
+    max_reach: float = 1.3
+    split_beyond: float = 1.5
+    max_step_mm: float = 8.0
+    ascending_within_mm: float = 150.0
+    ascending_ahead_mm: float = 10.0
+    max_edge_offset_mm: float = 3.0
+
+
+@dataclasses.dataclass
+class AortaFollowReport:
+    """What following the descending aorta did: the slices added below the network's lower end, the lumen's
+    and the surrounding tissue's HU, the half-maximum level, the edge offset (mm), and why it stopped or did not
+    start (``reason``)."""
+
+    followed: bool = False
+    reason: str = ""
+    slices_added: int = 0
+    lumen_hu: float | None = None
+    background_hu: float | None = None
+    level_hu: float | None = None
+    edge_offset_mm: float | None = None
+
+    def as_dict(self, slice_mm: float) -> dict:
+        """The report for the run record; ``slice_mm`` is the slice spacing along the long axis (mm)."""
+        rounded = {k: (None if v is None else round(v, 1)) for k, v in
+                   (("lumen_hu", self.lumen_hu), ("background_hu", self.background_hu), ("level_hu", self.level_hu))}
+        return {"followed": self.followed, "reason": self.reason, "slices_added": self.slices_added,
+                "length_added_mm": round(self.slices_added * slice_mm, 1), **rounded,
+                "edge_offset_mm": None if self.edge_offset_mm is None else round(self.edge_offset_mm, 2)}
+
+
+def follow_descending_aorta(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, spacing_ijk, direction, *,
+                            key: str = "aorta", settings: AortaFollowSettings = AortaFollowSettings()
+                            ) -> tuple[np.ndarray, AortaFollowReport]:
+    """Continue an enhanced descending aorta below the network's lower end, slice by slice along its lumen.
+
+    On contrast-enhanced chest CT the network may stop the aorta at the diaphragm while the lumen runs on,
+    bright and round, in front of the spine to the scan's lower edge (LIDC-IDRI-0001: the lowest 44 slices,
+    110 mm). From the network's lowest full cross-sections this measures the lumen's HU and the surrounding
+    tissue's, then on each slice below takes the lumen at half maximum that overlaps the previous slice's,
+    with branches opened off, for as long as it stays round, of a similar area and near the previous centre.
+    Each cross-section is grown by the edge offset measured on the network's own slices, so the extension meets
+    the network's aorta without a step. Nothing is done on an unenhanced scan, or when the lowest aorta is not
+    the descending aorta (see :class:`AortaFollowSettings`).
+
+    Parameters
+    ----------
+    labelmap: integer label map (K, J, I) with ``label_set``'s values.
+    label_set: a :class:`CardiacAI.labels.LabelSet` with ``key``.
+    ct_hu: the CT in HU on the same (K, J, I) grid.
+    spacing_ijk: voxel size (i, j, k) in mm.
+    direction: the grid's (3, 3) LPS direction cosines (column n: index axis i, j, k), for the patient's
+        superior and anterior directions.
+    key: the aorta's structure key.
+    settings: :class:`AortaFollowSettings`.
+
+    Returns
+    -------
+    (a new label map, :class:`AortaFollowReport`). Only background voxels are taken; nothing is removed.
+    Raises InputError for arrays of different shapes, a non-integer label map, a spacing that is not three
+    positive numbers, or a ``key`` not in the label set.
+    """
+    from .coordinates import array_axis_along
+
+    labels = np.asarray(labelmap)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"label map must be integer, got {labels.dtype}", "pass label values, not probabilities")
+    if ct_hu.shape != labels.shape:
+        raise InputError(f"label map {labels.shape} and CT {ct_hu.shape} differ in shape",
+                         "pass the CT the label map was predicted from")
+    spacing = np.asarray(spacing_ijk, dtype=float).reshape(-1)
+    if spacing.size != 3 or not np.all(spacing > 0):
+        raise InputError(f"spacing must be three positive numbers (mm), got {spacing_ijk!r}", "pass (i, j, k) in mm")
+    structure = label_set.by_key(key) if key in {s.key for s in label_set.structures} else None
+    if structure is None:
+        raise InputError(f"the label set has no structure '{key}'", "pass the aorta's structure key")
+    long_axis, superior_up = array_axis_along(direction, 2)
+    ap_axis, posterior_up = array_axis_along(direction, 1)
+    out = labels.copy()
+    report = AortaFollowReport()
+    # A view with the long axis first and its index increasing towards the head; the slices below are then
+    # the lower indices.
+    order = [long_axis] + [a for a in (0, 1, 2) if a != long_axis]
+    out_v = np.moveaxis(out, order, (0, 1, 2))
+    hu_v = np.moveaxis(ct_hu, order, (0, 1, 2))
+    if not superior_up:
+        out_v, hu_v = out_v[::-1], hu_v[::-1]
+    sp = tuple(float(spacing[::-1][a]) for a in order)
+    ap_in_slice = order.index(ap_axis) - 1  # 0: rows of a slice, 1: its columns
+    forward = -1.0 if posterior_up else 1.0  # sign of an index step towards the front of the body
+    follow = _DescendingAortaFollower(out_v, hu_v, structure.value, sp, ap_in_slice, forward, settings, report)
+    follow()
+    return out, report
+
+
+class _DescendingAortaFollower:
+    """One run of :func:`follow_descending_aorta` on a view with the long axis first, superior up (writes into
+    ``labels``)."""
+
+    def __init__(self, labels, hu, value, sp, ap_in_slice, forward, settings: AortaFollowSettings,
+                 report: AortaFollowReport):
+        self.labels, self.hu, self.value, self.sp = labels, hu, value, sp
+        self.ap_in_slice, self.forward, self.settings, self.report = ap_in_slice, forward, settings, report
+        self.pixel_mm2 = sp[1] * sp[2]
+
+    def __call__(self) -> None:
+        s, report = self.settings, self.report
+        mask = self.labels == self.value
+        ks = np.flatnonzero(mask.any(axis=(1, 2)))
+        if not ks.size:
+            report.reason = "no aorta to follow"
+            return
+        start = self._descending_aorta_end(mask, int(ks[0]))
+        if start is None:
+            report.reason = ("no slice within {:.0f} mm of the aorta's lower end holds the descending aorta behind the "
+                             "ascending aorta (from the root the track would run into the left ventricle)"
+                             ).format(s.ascending_within_mm)
+            return
+        chain = self._chain_up(mask, *start)
+        areas = np.array([section.sum() for _, section in chain], float)
+        full = [(k, section) for k, section in chain if section.sum() >= s.full_fraction * np.median(areas)]
+        reference = full[:s.reference_slices]
+        if len(reference) < 2:
+            report.reason = "the network's lowest aorta is too short to measure"
+            return
+        lumen = float(np.median(np.concatenate([self.hu[k][section] for k, section in reference])))
+        report.lumen_hu = lumen
+        if lumen < s.min_lumen_hu:
+            report.reason = f"unenhanced (lumen {lumen:.0f} HU < {s.min_lumen_hu:.0f})"
+            return
+        ring = []
+        for k, section in reference:
+            window = self._window(section, s.ring_mm[1] + max(self.sp[1:]))
+            distance = ndi.distance_transform_edt(~section[window], sampling=self.sp[1:])
+            hu = self.hu[k][window]
+            ring.append(hu[(distance > s.ring_mm[0]) & (distance <= s.ring_mm[1]) & (hu > s.lung_below_hu)])
+        ring_hu = np.concatenate(ring)
+        background = min(float(np.median(ring_hu)) if ring_hu.size else s.max_background_hu, s.max_background_hu)
+        level = background + 0.5 * (lumen - background)
+        report.background_hu, report.level_hu = background, level
+        offsets, lumens = [], []
+        for k, section in reference:
+            found = self._lumen_on(k, section, level)
+            if found is None:
+                continue
+            lumens.append((k, found))
+            offsets.append(self._radius(section) - self._radius(found))
+        if not lumens:
+            report.reason = "no lumen at half maximum on the network's lowest slices"
+            return
+        offset = float(np.clip(np.median(offsets), -s.max_edge_offset_mm, s.max_edge_offset_mm))
+        report.edge_offset_mm = offset
+        start, previous = lumens[0]
+        report.followed = True
+        report.reason = "reached the scan's lower edge"
+        for k in range(start - 1, -1, -1):
+            section, why = self._next_lumen(k, previous, level)
+            if section is None:
+                report.reason = why
+                break
+            drawn = self._grow(section, offset) & ((self.labels[k] == 0) | (self.labels[k] == self.value))
+            if k < ks[0]:
+                report.slices_added += 1
+            self.labels[k][drawn] = self.value
+            previous = section
+
+    def _descending_aorta_end(self, mask, k0: int) -> tuple[int, np.ndarray] | None:
+        """(slice, cross-section) of the lower end of the network's descending aorta, or None.
+
+        The descending aorta is the hindmost cross-section on the lowest slice (from ``k0`` up, within
+        ``ascending_within_mm``) that holds another aorta cross-section at least ``ascending_ahead_mm`` in front
+        of it; from there it is followed down through overlapping cross-sections to its lowest slice."""
+        s = self.settings
+        top = min(k0 + int(round(s.ascending_within_mm / self.sp[0])) + 1, mask.shape[0])
+        for k in range(k0, top):
+            pieces, n = ndi.label(mask[k])
+            if n < 2:
+                continue
+            centres = np.array(ndi.center_of_mass(mask[k], pieces, range(1, n + 1)))
+            forward_mm = centres[:, self.ap_in_slice] * self.forward * self.sp[1 + self.ap_in_slice]
+            hindmost = int(np.argmin(forward_mm))
+            if forward_mm.max() - forward_mm[hindmost] < s.ascending_ahead_mm:
+                continue
+            section = pieces == hindmost + 1
+            while k > 0:
+                below, _ = ndi.label(mask[k - 1])
+                overlap = np.bincount(below[section], minlength=below.max() + 1)
+                overlap[0] = 0
+                if not overlap.any():
+                    break
+                section, k = below == int(np.argmax(overlap)), k - 1
+            return k, section
+        return None
+
+    def _chain_up(self, mask, k0: int, section: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """(slice, cross-section) of the aorta going up from ``section`` on slice ``k0``: on each slice above, the
+        piece overlapping the last most, within ``reference_reach_mm``, until none does."""
+        chain = [(k0, section)]
+        for k in range(k0 + 1, min(k0 + int(round(self.settings.reference_reach_mm / self.sp[0])), mask.shape[0])):
+            pieces, _ = ndi.label(mask[k])
+            overlap = np.bincount(pieces[chain[-1][1]], minlength=pieces.max() + 1)
+            overlap[0] = 0
+            if not overlap.any():
+                break
+            chain.append((k, pieces == int(np.argmax(overlap))))
+        return chain
+
+    @staticmethod
+    def _centre(section) -> np.ndarray:
+        return np.array(ndi.center_of_mass(section))
+
+    def _radius(self, section) -> float:
+        return float(np.sqrt(section.sum() * self.pixel_mm2 / np.pi))
+
+    def _window(self, section: np.ndarray, margin_mm: float) -> tuple[slice, slice]:
+        """The slice's (rows, columns) within ``margin_mm`` of ``section``'s bounding box: each slice's work is
+        done there, not on the whole 512 x 512 slice."""
+        jj, ii = np.nonzero(section.any(axis=1))[0], np.nonzero(section.any(axis=0))[0]
+        mj, mi = (int(np.ceil(margin_mm / self.sp[1])), int(np.ceil(margin_mm / self.sp[2])))
+        J, I = section.shape
+        return slice(max(jj[0] - mj, 0), min(jj[-1] + mj + 1, J)), slice(max(ii[0] - mi, 0), min(ii[-1] + mi + 1, I))
+
+    def _lumen_on(self, k: int, near: np.ndarray, level: float) -> np.ndarray | None:
+        """The half-maximum lumen on slice k overlapping ``near`` (bool (J, I)), branches opened off; or None."""
+        radius = self._radius(near)
+        window = self._window(near, 2 * radius + self.settings.max_step_mm)
+        radius_px = self.settings.branch_opening * radius / min(self.sp[1:])
+        above = self.hu[k][window] >= level
+        opened = ndi.binary_opening(above, _disc(radius_px)) if radius_px >= 1 else above
+        pieces, _ = ndi.label(opened)
+        overlap = np.bincount(pieces[near[window]], minlength=pieces.max() + 1)
+        overlap[0] = 0
+        if not overlap.any():
+            return None
+        inside = pieces == int(np.argmax(overlap))
+        inside = self._split_from_neighbours(inside, near[window], radius)
+        # a branch's stump that survives the opening reaches farther from the centre than the aorta's wall
+        jj, ii = np.nonzero(inside)
+        far = np.hypot((jj - jj.mean()) * self.sp[1], (ii - ii.mean()) * self.sp[2]) > self.settings.max_reach * radius
+        inside[jj[far], ii[far]] = False
+        section = np.zeros_like(near)
+        section[window] = inside
+        return section
+
+    def _split_from_neighbours(self, piece: np.ndarray, near: np.ndarray, radius: float) -> np.ndarray:
+        """``piece`` without a bright neighbour it touches across a neck (a vertebral body, an enhanced vein or
+        organ): a watershed of its distance map between the lumen's core (within half the previous radius of the
+        previous centre) and whatever lies beyond ``split_beyond`` previous radii from that centre."""
+        from skimage.segmentation import watershed
+
+        cj, ci = self._centre(near)
+        jj, ii = np.indices(piece.shape)
+        distance = np.hypot((jj - cj) * self.sp[1], (ii - ci) * self.sp[2])
+        beyond = piece & (distance > self.settings.split_beyond * radius)
+        core = piece & (distance <= 0.5 * radius)
+        if not beyond.any() or not core.any():
+            return piece
+        markers = np.zeros(piece.shape, np.int32)
+        markers[core], markers[beyond] = 1, 2
+        depth = ndi.distance_transform_edt(piece, sampling=self.sp[1:])
+        return watershed(-depth, markers, mask=piece) == 1
+
+    def _next_lumen(self, k: int, previous: np.ndarray, level: float) -> tuple[np.ndarray | None, str]:
+        s = self.settings
+        section = self._lumen_on(k, previous, level)
+        if section is None:
+            return None, f"lost the lumen at slice {k}"
+        area, last = section.sum(), previous.sum()
+        if not s.area_change[0] * last <= area <= s.area_change[1] * last:
+            return None, f"the lumen's area changed from {last * self.pixel_mm2:.0f} to {area * self.pixel_mm2:.0f} mm² at slice {k}"
+        jj, ii = np.nonzero(section)
+        extent = max((np.ptp(jj) + 1) * self.sp[1], (np.ptp(ii) + 1) * self.sp[2])
+        roundness = area * self.pixel_mm2 / (np.pi * (extent / 2) ** 2)
+        if roundness < s.min_roundness:
+            return None, f"the lumen stopped being round at slice {k} ({roundness:.2f})"
+        step = np.hypot(*((self._centre(section) - self._centre(previous)) * np.array(self.sp[1:])))
+        if step > s.max_step_mm:
+            return None, f"the lumen's centre moved {step:.1f} mm at slice {k}"
+        others = (self.labels[k] != 0) & (self.labels[k] != self.value)
+        if (section & others).any():
+            return None, f"the lumen met another structure at slice {k}"
+        return section, ""
+
+    def _grow(self, section: np.ndarray, offset_mm: float) -> np.ndarray:
+        """``section`` grown by ``offset_mm`` (shrunk where negative), on its slice."""
+        if abs(offset_mm) < 1e-6:
+            return section
+        window = self._window(section, abs(offset_mm) + 2 * max(self.sp[1:]))
+        grown = np.zeros_like(section)
+        if offset_mm > 0:
+            grown[window] = ndi.distance_transform_edt(~section[window], sampling=self.sp[1:]) <= offset_mm
+        else:
+            grown[window] = ndi.distance_transform_edt(section[window], sampling=self.sp[1:]) > -offset_mm
+        return grown
+
+
+def _disc(radius_px: float) -> np.ndarray:
+    r = int(np.ceil(radius_px))
+    y, x = np.mgrid[-r:r + 1, -r:r + 1]
+    return x * x + y * y <= radius_px * radius_px

@@ -497,7 +497,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     OperationCancelled: ``cancel`` was set.
     """
     from .models import ModelCatalog
-    from .lumen_tracking import TrackingSettings, follow_thin_arteries
+    from .lumen_tracking import TrackingSettings, follow_descending_aorta, follow_thin_arteries
     from .perivascular import add_perivascular_regions
     from .postprocess import (body_mask_from_ct, clean_labelmap, keep_components_overlapping,
                               remove_pieces_behind_lung, remove_pieces_in_bone, remove_pieces_off_midline,
@@ -595,14 +595,20 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         labels[roi] = remove_pieces_in_bone(labels[roi], label_set, region.array, image.spacing)
         long_axis = array_axis_along(image.direction, 2)[0]
         labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing, long_axis=long_axis)
-        if entry.lumen_tracking:
+        slice_mm = float(np.asarray(image.spacing)[::-1][long_axis])
+        if entry.lumen_tracking and entry.lumen_tracking.get("structures"):
             # the network finds stretches of a thin enhanced artery: follow its lumen from them
             settings = TrackingSettings(redraw=bool(entry.lumen_tracking.get("redraw", True)))
             labels[roi], reports = follow_thin_arteries(labels[roi], label_set, region.array, image.spacing,
                                                         long_axis=long_axis, keys=entry.lumen_tracking["structures"],
                                                         settings=settings)
-            slice_mm = float(np.asarray(image.spacing)[::-1][long_axis])
             tracking.update({key: r.as_dict(slice_mm) for key, r in reports.items()})
+        if entry.lumen_tracking and entry.lumen_tracking.get("descending_aorta"):
+            # the network may stop the aorta at the diaphragm while the enhanced lumen runs on down the abdomen
+            key = entry.lumen_tracking["descending_aorta"]
+            labels[roi], aorta_report = follow_descending_aorta(labels[roi], label_set, region.array, image.spacing,
+                                                                image.direction, key=key)
+            tracking["descending_aorta"] = {"structure": key, **aorta_report.as_dict(slice_mm)}
         timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t
         return labels, region
 

@@ -470,6 +470,12 @@ def test_lumen_tracking_must_name_structures_of_the_label_set(tmp_path):
         _lumen_tracking_catalog(tmp_path / "a", {"structures": ["lima"]})
     with pytest.raises(ModelError, match="lumen_tracking"):  # the schema: nothing to follow is a mistake
         _lumen_tracking_catalog(tmp_path / "b", {"structures": []})
+    with pytest.raises(ModelError, match="lumen_tracking"):
+        _lumen_tracking_catalog(tmp_path / "c", {"redraw": True})
+    catalog = _lumen_tracking_catalog(tmp_path / "aorta", {"descending_aorta": "aorta"})
+    assert catalog.get("ima").lumen_tracking == {"descending_aorta": "aorta"}
+    with pytest.raises(ModelError, match="lumen_tracking: 'thoracic_aorta' is not a structure"):
+        _lumen_tracking_catalog(tmp_path / "d", {"descending_aorta": "thoracic_aorta"})
 
 
 def test_the_pipeline_follows_an_enhanced_artery_and_records_it(tmp_path, monkeypatch):
@@ -499,3 +505,37 @@ def test_the_pipeline_follows_an_enhanced_artery_and_records_it(tmp_path, monkey
     assert np.array_equal(left[10], artery)
     record = result.run["lumen_tracking"]["left_internal_mammary_artery"]
     assert record["slices_before"] == 14 and record["slices_after"] == 40 and record["length_added_mm"] == 65.0
+
+
+def test_the_pipeline_continues_an_enhanced_descending_aorta_and_records_it(tmp_path, monkeypatch):
+    """With ``descending_aorta`` in its catalog entry's lumen tracking, an aorta the network stops halfway down
+    the scan is continued along its enhanced lumen to the scan's lower edge, the periaortic region follows it, and
+    the run record says how far."""
+    from CardiacAI import segmentation
+
+    catalog = _lumen_tracking_catalog(tmp_path, {"descending_aorta": "aorta"})
+    # a fat-filled body; an 18 mm descending aorta (380 HU) down all 40 slices, a 24 mm ascending aorta in front
+    # of it on the upper 12; the "network" labels both on the upper 20 slices only
+    ct = np.full((40, 90, 90), -80.0, np.float32)
+    ct[:, :, :4] = ct[:, :, -4:] = ct[:, :3] = ct[:, -3:] = -1000.0  # air round the body
+    jj, ii = np.mgrid[0:90, 0:90]
+    descending = np.hypot((jj - 60) * 0.8, (ii - 50) * 0.8) <= 9.0
+    ascending = np.hypot((jj - 22) * 0.8, (ii - 42) * 0.8) <= 12.0
+    ct[:, descending] = 380.0
+    ct[28:, ascending] = 380.0
+    image = Image(ct, spacing=(0.8, 0.8, 2.5), origin=(0.0, 0.0, 0.0), direction=np.eye(3), modality="CT")
+
+    def upper_aorta(region, *args, **kwargs):
+        labels = np.zeros(region.array.shape, np.uint8)
+        labels[20:][region.array[20:] > 200] = 4
+        return region.with_array(labels, modality="", metadata={})
+
+    monkeypatch.setattr(segmentation, "predict_labels", upper_aorta)
+    result = segmentation.segment(image, "ima-aorta", catalog=catalog, prefer_gpu=False)
+    aorta = result.labelmap.array == 4
+    assert aorta.any(axis=(1, 2)).all()
+    assert np.array_equal(aorta[5], descending)
+    assert (result.labelmap.array[5] == 5).any()  # the periaortic region around the continued aorta
+    record = result.run["lumen_tracking"]["descending_aorta"]
+    assert record["structure"] == "aorta" and record["followed"] and record["slices_added"] == 20
+    assert record["length_added_mm"] == 50.0 and "lower edge" in record["reason"]

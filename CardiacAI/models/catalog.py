@@ -94,8 +94,10 @@ class ModelEntry:
     #: largest sliding window (k, j, i) in voxels of the model grid at inference; None: 96 on each axis
     #: (CardiacAI.segmentation.MAX_INFERENCE_WINDOW). A larger window lets the network see more around a structure.
     max_inference_window_kji: tuple[int, int, int] | None = None
-    #: {"structures": [key, ...], "redraw": bool}: thin enhanced arteries followed along their lumen after the
-    #: network (CardiacAI.lumen_tracking.follow_thin_arteries); None: the network's pieces as they are.
+    #: {"structures": [key, ...], "redraw": bool, "descending_aorta": key}, each part optional: thin enhanced
+    #: arteries followed along their lumen after the network (CardiacAI.lumen_tracking.follow_thin_arteries) and
+    #: the enhanced descending aorta continued below the network's lower end (follow_descending_aorta);
+    #: None: the network's labels as they are.
     lumen_tracking: dict[str, Any] | None = None
 
     # -- what the card says -----------------------------------------------------------------------
@@ -468,8 +470,10 @@ def _entry_from_json(item: dict[str, Any], index: int, catalog_dir: Path, source
                         f"{MAX_SHIPPED_WEIGHTS_BYTES}-byte package limit (give a url instead)")
     problems.extend(_label_problems(item["label_set"], card["labels"]))
     problems.extend(_unenhanced_weight_problems(item["label_set"], item.get("unenhanced_weights")))
+    tracking = item.get("lumen_tracking", {})
     problems.extend(_structure_key_problems(item["label_set"], "lumen_tracking",
-                                            item.get("lumen_tracking", {}).get("structures", [])))
+                                            [*tracking.get("structures", []),
+                                             *([tracking["descending_aorta"]] if "descending_aorta" in tracking else [])]))
     if problems:
         raise ModelError(f"{where}: " + "; ".join(problems), "fix the entry or its card so they agree")
 
