@@ -1,4 +1,5 @@
-"""Follow an enhanced thin artery's lumen slice by slice from the pieces a network found.
+"""Follow an enhanced artery's lumen slice by slice from what a network found: the thin IMAs from their pieces
+(:func:`follow_thin_arteries`), the descending aorta below its lower end (:func:`follow_descending_aorta`).
 
 On a contrast-enhanced CT an internal mammary artery (IMA) is a 1.5-3 mm bright dot (250-400 HU) in the
 fat and muscle behind the costal cartilages, on every axial slice from the subclavian artery to the
@@ -19,7 +20,7 @@ below ``min_peak_hu`` (an unenhanced scan: blood 30-60 HU) is left as the networ
 
 This is classical seeded vessel tracking after a network's detection, not a learnt model: it can only
 follow what is bright on the scan and connected to a detected piece. Measured in docs/segmentation.md
-("Following the IMA lumen").
+("Following the IMA lumen", "Following the descending aorta").
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Iterable
 import numpy as np
 from scipy import ndimage as ndi
 
+from .coordinates import array_axis_along
 from .errors import InputError
 
 #: Structures whose pieces are followed (the IMA/aorta label set's arteries).
@@ -113,24 +115,11 @@ def follow_thin_arteries(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, spa
     is never taken, and no voxel of the followed structure is removed. Raises InputError for arrays of different shapes, a non-integer label map, a spacing that
     is not three positive numbers or a ``long_axis`` not in 0-2.
     """
-    labels = np.asarray(labelmap)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(f"label map must be integer, got {labels.dtype}", "pass label values, not probabilities")
-    if ct_hu.shape != labels.shape:
-        raise InputError(f"label map {labels.shape} and CT {ct_hu.shape} differ in shape",
-                         "pass the CT the label map was predicted from")
+    labels, spacing = _checked_inputs(labelmap, ct_hu, spacing_ijk)
     if long_axis not in (0, 1, 2):
         raise InputError(f"long_axis must be 0, 1 or 2 (k, j, i), got {long_axis!r}", "pass an array axis")
-    spacing = np.asarray(spacing_ijk, dtype=float).reshape(-1)
-    if spacing.size != 3 or not np.all(spacing > 0):
-        raise InputError(f"spacing must be three positive numbers (mm), got {spacing_ijk!r}", "pass (i, j, k) in mm")
-    spacing_kji = spacing[::-1]
     out = labels.copy()
-    # Slices along the long axis: views with that axis first, spacing to match.
-    order = [long_axis] + [a for a in (0, 1, 2) if a != long_axis]
-    out_v = np.moveaxis(out, order, (0, 1, 2))
-    hu_v = np.moveaxis(ct_hu, order, (0, 1, 2))
-    sp = tuple(float(spacing_kji[a]) for a in order)
+    order, out_v, hu_v, sp = _slice_views(out, ct_hu, spacing, long_axis)
     reports: dict[str, TrackReport] = {}
     wanted = set(keys)
     for structure in label_set.structures:
@@ -165,6 +154,31 @@ def follow_thin_arteries(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, spa
                 after.add(k)
         report.slices_after = len(after)
     return out, reports
+
+
+def _checked_inputs(labelmap, ct_hu: np.ndarray, spacing_ijk) -> tuple[np.ndarray, np.ndarray]:
+    """(the label map as an array, the spacing (i, j, k) in mm as floats) after the checks both trackers make:
+    InputError for a non-integer label map, a CT of another shape, or a spacing that is not three positive numbers."""
+    labels = np.asarray(labelmap)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"label map must be integer, got {labels.dtype}", "pass label values, not probabilities")
+    if ct_hu.shape != labels.shape:
+        raise InputError(f"label map {labels.shape} and CT {ct_hu.shape} differ in shape",
+                         "pass the CT the label map was predicted from")
+    spacing = np.asarray(spacing_ijk, dtype=float).reshape(-1)
+    if spacing.size != 3 or not np.all(spacing > 0):
+        raise InputError(f"spacing must be three positive numbers (mm), got {spacing_ijk!r}", "pass (i, j, k) in mm")
+    return labels, spacing
+
+
+def _slice_views(labels: np.ndarray, ct_hu: np.ndarray, spacing_ijk: np.ndarray, long_axis: int):
+    """(axis order, label view, CT view, the views' voxel size (mm) per axis): views of the (K, J, I) arrays with
+    ``long_axis`` first, so that ``view[k]`` is one slice across the body (writing into the label view writes
+    into ``labels``)."""
+    order = [long_axis] + [a for a in (0, 1, 2) if a != long_axis]
+    spacing_kji = spacing_ijk[::-1]
+    return (order, np.moveaxis(labels, order, (0, 1, 2)), np.moveaxis(ct_hu, order, (0, 1, 2)),
+            tuple(float(spacing_kji[a]) for a in order))
 
 
 def _follow_piece(hu, piece, box, labels, value, same, sp, settings: TrackingSettings,
@@ -382,8 +396,10 @@ def follow_descending_aorta(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, 
     110 mm). From the network's lowest full cross-sections this measures the lumen's HU and the surrounding
     tissue's, then on each slice below takes the lumen at half maximum that overlaps the previous slice's,
     with branches opened off, for as long as it stays round, of a similar area and near the previous centre.
-    Each cross-section is grown by the edge offset measured on the network's own slices, so the extension meets
-    the network's aorta without a step. Nothing is done on an unenhanced scan, or when the lowest aorta is not
+    The lumen's edge is the half-maximum level between the lumen's and the surroundings' HU (the
+    full-width-at-half-maximum edge used to measure vessel lumens on CT, as for the IMAs: module docstring). Each cross-section
+    is grown by the edge offset measured on the network's own slices, so the extension meets the network's aorta
+    without a step. Nothing is done on an unenhanced scan, or when the lowest aorta is not
     the descending aorta (see :class:`AortaFollowSettings`).
 
     Parameters
@@ -401,34 +417,17 @@ def follow_descending_aorta(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, 
     -------
     (a new label map, :class:`AortaFollowReport`). Only background voxels are taken; nothing is removed.
     Raises InputError for arrays of different shapes, a non-integer label map, a spacing that is not three
-    positive numbers, or a ``key`` not in the label set.
+    positive numbers, or a ``key`` not in the label set (the error lists its keys).
     """
-    from .coordinates import array_axis_along
-
-    labels = np.asarray(labelmap)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(f"label map must be integer, got {labels.dtype}", "pass label values, not probabilities")
-    if ct_hu.shape != labels.shape:
-        raise InputError(f"label map {labels.shape} and CT {ct_hu.shape} differ in shape",
-                         "pass the CT the label map was predicted from")
-    spacing = np.asarray(spacing_ijk, dtype=float).reshape(-1)
-    if spacing.size != 3 or not np.all(spacing > 0):
-        raise InputError(f"spacing must be three positive numbers (mm), got {spacing_ijk!r}", "pass (i, j, k) in mm")
-    structure = label_set.by_key(key) if key in {s.key for s in label_set.structures} else None
-    if structure is None:
-        raise InputError(f"the label set has no structure '{key}'", "pass the aorta's structure key")
+    labels, spacing = _checked_inputs(labelmap, ct_hu, spacing_ijk)
+    structure = label_set.by_key(key)  # InputError naming the label set's keys
     long_axis, superior_up = array_axis_along(direction, 2)
     ap_axis, posterior_up = array_axis_along(direction, 1)
     out = labels.copy()
     report = AortaFollowReport()
-    # A view with the long axis first and its index increasing towards the head; the slices below are then
-    # the lower indices.
-    order = [long_axis] + [a for a in (0, 1, 2) if a != long_axis]
-    out_v = np.moveaxis(out, order, (0, 1, 2))
-    hu_v = np.moveaxis(ct_hu, order, (0, 1, 2))
-    if not superior_up:
+    order, out_v, hu_v, sp = _slice_views(out, ct_hu, spacing, long_axis)
+    if not superior_up:  # index increasing towards the head: the slices below are the lower indices
         out_v, hu_v = out_v[::-1], hu_v[::-1]
-    sp = tuple(float(spacing[::-1][a]) for a in order)
     ap_in_slice = order.index(ap_axis) - 1  # 0: rows of a slice, 1: its columns
     forward = -1.0 if posterior_up else 1.0  # sign of an index step towards the front of the body
     follow = _DescendingAortaFollower(out_v, hu_v, structure.value, sp, ap_in_slice, forward, settings, report)

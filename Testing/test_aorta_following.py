@@ -11,6 +11,7 @@ import pytest
 from CardiacAI.errors import InputError
 from CardiacAI.labels import get_label_set
 from CardiacAI.lumen_tracking import AortaFollowSettings, follow_descending_aorta
+from CardiacAI.metrics import dice_coefficient as dice
 
 LS = get_label_set("ima-aorta")
 AORTA = LS.by_key("aorta").value
@@ -67,10 +68,6 @@ def phantom(lumen_hu=LUMEN_HU, split_below=None, seed=0):
             labels[k][d <= 12.0] = AORTA
     hu += rng.normal(0.0, 10.0, SHAPE).astype(np.float32)
     return hu, truth, labels
-
-
-def dice(a, b):
-    return 2.0 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
 
 
 def test_the_descending_aorta_is_followed_down_to_the_scans_lower_edge_on_its_lumen():

@@ -29,15 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = np.count_nonzero(a) + np.count_nonzero(b)
-    return 2.0 * np.count_nonzero(a & b) / total if total else 1.0
-
-
 def score_case(protocol: str, seed: int, cut_mm: float, catalog, spacing) -> dict:
     """Run the pipeline on one generated scan, cut its aorta, follow it and score (see the module docstring)."""
     from CardiacAI.coordinates import array_axis_along
     from CardiacAI.lumen_tracking import follow_descending_aorta
+    from CardiacAI.metrics import dice_coefficient as dice
     from CardiacAI.segmentation import segment
     from CardiacAI.synthetic import GeneratorConfig, generate_case
 
