@@ -1,5 +1,6 @@
-"""Follow an enhanced artery's lumen slice by slice from what a network found: the thin IMAs from their pieces
-(:func:`follow_thin_arteries`), the descending aorta below its lower end (:func:`follow_descending_aorta`).
+"""Follow an artery slice by slice from what a network found: the thin enhanced IMAs along their lumen from their pieces
+(:func:`follow_thin_arteries`), the descending aorta below its lower end, enhanced or not
+(:func:`follow_descending_aorta`).
 
 On a contrast-enhanced CT an internal mammary artery (IMA) is a 1.5-3 mm bright dot (250-400 HU) in the
 fat and muscle behind the costal cartilages, on every axial slice from the subclavian artery to the
@@ -336,13 +337,27 @@ class AortaFollowSettings:
     split off at the neck between them when the lumen's half-maximum region reaches farther than this multiple of
     the previous equivalent radius from the previous centre.
     ``max_step_mm``: the largest in-plane move of the lumen's centre from one slice to the next.
-    ``ascending_within_mm``, ``ascending_ahead_mm``: the descending aorta is the hindmost aorta cross-section on
-    the lowest slice, within ``ascending_within_mm`` of the aorta's lower end, that holds another one at least
-    ``ascending_ahead_mm`` in front of it (the ascending aorta or the root), followed down to its lowest slice;
+    ``ascending_within_mm``, ``ascending_ahead_mm``, ``min_section_mm2``: the descending aorta is the hindmost
+    aorta cross-section on the lowest slice, within ``ascending_within_mm`` of the aorta's lower end, that holds
+    another one at least ``ascending_ahead_mm`` in front of it (the ascending aorta or the root), both at least
+    ``min_section_mm2`` (smaller pieces are stray voxels, not the aorta), followed down to its lowest slice;
     followed down from the root, the track would run into the left ventricle.
     ``max_edge_offset_mm``: the limit on the edge offset (the network's equivalent radius minus the half-maximum
     lumen's on the reference slices), by which each followed cross-section is grown (or shrunk), so that the
     extension draws the aorta's edge where the network draws it on this scan.
+
+    Unenhanced scans (``follow_unenhanced``; blood and the aortic wall one soft-tissue disc of
+    ``unenhanced_blood_hu`` in the fat, the lung, the oesophagus and the heart): on each slice the aorta is the
+    circle that best fits the edge between soft tissue and fat or lung (a Hough transform of the edge of the
+    voxels at or above halfway between the blood's HU and the median HU of the ring's fat (``fat_hu``, at least
+    ``min_fat_voxels`` of them), after a Gaussian of ``edge_smoothing_mm``); where the aorta touches the heart or
+    the oesophagus there is no edge and the circle spans the gap. The circle's radius lies within
+    ``reference_radius_range`` of the network's equivalent radius on the reference slices (the network may draw the
+    unenhanced aorta thin), then within ``radius_range`` of the reference circle's and ``radius_change`` of the
+    previous slice's; its centre within ``max_disc_step_mm`` of the previous one. The track stops where less than
+    ``min_edge_support`` of the circle's outline lies on an edge (where the crura or the liver close round the
+    aorta below the diaphragm). Each slice takes the disc's voxels at or above the level; the network's own voxels
+    stay, so a gap between two pieces of the network's aorta is bridged and its thin pieces widened.
     """
 
     min_lumen_hu: float = 150.0
@@ -358,16 +373,28 @@ class AortaFollowSettings:
     max_reach: float = 1.3
     split_beyond: float = 1.5
     max_step_mm: float = 8.0
-    ascending_within_mm: float = 150.0
+    ascending_within_mm: float = 250.0
     ascending_ahead_mm: float = 10.0
+    min_section_mm2: float = 100.0
     max_edge_offset_mm: float = 3.0
+    follow_unenhanced: bool = True
+    unenhanced_blood_hu: tuple[float, float] = (0.0, 100.0)
+    fat_hu: tuple[float, float] = (-190.0, -30.0)
+    min_fat_voxels: int = 30
+    edge_smoothing_mm: float = 0.7
+    reference_radius_range: tuple[float, float] = (0.8, 1.6)
+    radius_range: tuple[float, float] = (0.75, 1.15)
+    radius_change: float = 0.1
+    max_disc_step_mm: float = 4.0
+    min_edge_support: float = 0.25
 
 
 @dataclasses.dataclass
 class AortaFollowReport:
-    """What following the descending aorta did: the slices added below the network's lower end, the lumen's
-    and the surrounding tissue's HU, the half-maximum level, the edge offset (mm), and why it stopped or did not
-    start (``reason``)."""
+    """What following the descending aorta did: the slices on which it drew aorta where the network had none
+    (below its lower end, or in a gap), the lumen's and the surrounding tissue's HU (unenhanced: the fat's), the
+    half-maximum level, the edge offset (mm; None when unenhanced, the circle being the vessel's outer edge), and
+    why it stopped or did not start (``reason``)."""
 
     followed: bool = False
     reason: str = ""
@@ -389,7 +416,8 @@ class AortaFollowReport:
 def follow_descending_aorta(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, spacing_ijk, direction, *,
                             key: str = "aorta", settings: AortaFollowSettings = AortaFollowSettings()
                             ) -> tuple[np.ndarray, AortaFollowReport]:
-    """Continue an enhanced descending aorta below the network's lower end, slice by slice along its lumen.
+    """Continue the descending aorta below the network's lower end, slice by slice: an enhanced one along its
+    lumen, an unenhanced one as the circle fitting its edge.
 
     On contrast-enhanced chest CT the network may stop the aorta at the diaphragm while the lumen runs on,
     bright and round, in front of the spine to the scan's lower edge (LIDC-IDRI-0001: the lowest 44 slices,
@@ -399,8 +427,12 @@ def follow_descending_aorta(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, 
     The lumen's edge is the half-maximum level between the lumen's and the surroundings' HU (the
     full-width-at-half-maximum edge used to measure vessel lumens on CT, as for the IMAs: module docstring). Each cross-section
     is grown by the edge offset measured on the network's own slices, so the extension meets the network's aorta
-    without a step. Nothing is done on an unenhanced scan, or when the lowest aorta is not
-    the descending aorta (see :class:`AortaFollowSettings`).
+    without a step. Without contrast (blood 0-100 HU) blood and wall are one soft-tissue disc touching the
+    oesophagus and the heart: each slice then takes the circle best fitting the disc's edge with the fat and the
+    lung (a Hough transform), for as long as enough of its outline lies on an edge (LIDC-IDRI-0002: the network's
+    16 mm gap above the diaphragm bridged, its thin aorta widened to the vessel's 22-24 mm). Both draw on the
+    network's slices below the start too, so a gap there is bridged. Nothing is done when the lowest aorta is not
+    the descending aorta, or for blood of 100-150 HU (see :class:`AortaFollowSettings`).
 
     Parameters
     ----------
@@ -467,16 +499,17 @@ class _DescendingAortaFollower:
             return
         lumen = float(np.median(np.concatenate([self.hu[k][section] for k, section in reference])))
         report.lumen_hu = lumen
-        if lumen < s.min_lumen_hu:
-            report.reason = f"unenhanced (lumen {lumen:.0f} HU < {s.min_lumen_hu:.0f})"
+        enhanced = lumen >= s.min_lumen_hu
+        low, high = s.unenhanced_blood_hu
+        if not enhanced and not (s.follow_unenhanced and low <= lumen <= high):
+            report.reason = (f"unenhanced (lumen {lumen:.0f} HU < {s.min_lumen_hu:.0f})" if low <= lumen <= high else
+                             f"neither enhanced nor unenhanced blood (lumen {lumen:.0f} HU: below "
+                             f"{s.min_lumen_hu:.0f} and outside {low:.0f}-{high:.0f})")
             return
-        ring = []
-        for k, section in reference:
-            window = self._window(section, s.ring_mm[1] + max(self.sp[1:]))
-            distance = ndi.distance_transform_edt(~section[window], sampling=self.sp[1:])
-            hu = self.hu[k][window]
-            ring.append(hu[(distance > s.ring_mm[0]) & (distance <= s.ring_mm[1]) & (hu > s.lung_below_hu)])
-        ring_hu = np.concatenate(ring)
+        ring_hu = self._ring_hu(reference)
+        if not enhanced:
+            self._follow_unenhanced(reference, lumen, ring_hu)
+            return
         background = min(float(np.median(ring_hu)) if ring_hu.size else s.max_background_hu, s.max_background_hu)
         level = background + 0.5 * (lumen - background)
         report.background_hu, report.level_hu = background, level
@@ -500,11 +533,97 @@ class _DescendingAortaFollower:
             if section is None:
                 report.reason = why
                 break
-            drawn = self._grow(section, offset) & ((self.labels[k] == 0) | (self.labels[k] == self.value))
-            if k < ks[0]:
-                report.slices_added += 1
-            self.labels[k][drawn] = self.value
+            self._draw(k, self._grow(section, offset))
             previous = section
+
+    def _draw(self, k: int, section: np.ndarray) -> None:
+        """Label ``section``'s background voxels on slice k as aorta, counting the slice when it held none."""
+        if not (self.labels[k] == self.value).any():
+            self.report.slices_added += 1
+        self.labels[k][section & (self.labels[k] == 0)] = self.value
+
+    def _ring_hu(self, reference) -> np.ndarray:
+        """The HU of the voxels ``ring_mm`` from the reference cross-sections that are not lung (1-D)."""
+        s, ring = self.settings, []
+        for k, section in reference:
+            window = self._window(section, s.ring_mm[1] + max(self.sp[1:]))
+            distance = ndi.distance_transform_edt(~section[window], sampling=self.sp[1:])
+            hu = self.hu[k][window]
+            ring.append(hu[(distance > s.ring_mm[0]) & (distance <= s.ring_mm[1]) & (hu > s.lung_below_hu)])
+        return np.concatenate(ring)
+
+    def _follow_unenhanced(self, reference, blood: float, ring_hu: np.ndarray) -> None:
+        """Follow an unenhanced descending aorta down as a circle fitted to its edge with the fat and the lung
+        (see :class:`AortaFollowSettings`), from the lowest reference slice to where the edge gives out."""
+        s, report = self.settings, self.report
+        fat = ring_hu[(ring_hu >= s.fat_hu[0]) & (ring_hu <= s.fat_hu[1])]
+        if fat.size < s.min_fat_voxels:
+            report.reason = (f"unenhanced, and too little fat beside the aorta to find its edge ({fat.size} voxels "
+                             f"of {s.fat_hu[0]:.0f} to {s.fat_hu[1]:.0f} HU)")
+            return
+        background = float(np.median(fat))
+        level = background + 0.5 * (blood - background)
+        report.background_hu, report.level_hu = background, level
+        fits = []
+        for k, section in reference:
+            r = self._radius(section)
+            fit = self._fit_disc(k, self._centre(section), (s.reference_radius_range[0] * r,
+                                                            s.reference_radius_range[1] * r), s.max_disc_step_mm, level)
+            if fit is not None and fit[2] >= s.min_edge_support:
+                fits.append((k, fit))
+        if not fits:
+            report.reason = "unenhanced, and no round edge round the network's lowest aorta"
+            return
+        reference_radius = float(np.median([fit[1] for _, fit in fits]))
+        k, (centre, radius, _, disc) = fits[0]
+        report.followed = True
+        report.reason = "reached the scan's lower edge"
+        self._draw(k, disc)
+        for k in range(k - 1, -1, -1):
+            low = max(s.radius_range[0] * reference_radius, (1 - s.radius_change) * radius)
+            high = min(s.radius_range[1] * reference_radius, (1 + s.radius_change) * radius)
+            fit = self._fit_disc(k, centre, (low, max(high, low)), s.max_disc_step_mm, level)
+            if fit is None or fit[2] < s.min_edge_support:
+                report.reason = (f"the aorta's edge gave out at slice {k} (support "
+                                 f"{0 if fit is None else fit[2]:.2f} < {s.min_edge_support:.2f})")
+                break
+            centre, radius, _, disc = fit
+            others = (self.labels[k] != 0) & (self.labels[k] != self.value)
+            if (disc & others).any():
+                report.reason = f"the aorta met another structure at slice {k}"
+                break
+            self._draw(k, disc)
+
+    def _fit_disc(self, k: int, centre, radius_mm: tuple[float, float], step_mm: float, level: float):
+        """The circle on slice k best fitting the edge of the voxels at or above ``level`` (smoothed), its centre
+        within ``step_mm`` of ``centre`` (row, column) and its radius within ``radius_mm``: (centre, radius in mm,
+        edge support: the fraction of its outline on the edge, disc: bool (J, I) of the circle's voxels at or above
+        the level), or None where the window holds no edge."""
+        from skimage.transform import hough_circle
+
+        px = float(np.mean(self.sp[1:]))  # Hough circles in pixels: in-plane spacing taken as square
+        radii = np.arange(max(int(np.floor(radius_mm[0] / px)), 2), int(np.ceil(radius_mm[1] / px)) + 1)
+        reach = int(np.ceil((radius_mm[1] + step_mm) / px)) + 2
+        J, I = self.hu.shape[1:]
+        cj, ci = int(round(centre[0])), int(round(centre[1]))
+        rows = slice(max(cj - reach, 0), min(cj + reach + 1, J))
+        cols = slice(max(ci - reach, 0), min(ci + reach + 1, I))
+        smoothed = ndi.gaussian_filter(self.hu[k][rows, cols].astype(np.float32), self.settings.edge_smoothing_mm / px)
+        tissue = smoothed >= level
+        edge = tissue & ~ndi.binary_erosion(tissue)
+        if not edge.any():
+            return None
+        votes = hough_circle(edge, radii)  # normalised: the fraction of each circle's outline on the edge
+        jj, ii = np.indices(edge.shape)
+        far = np.hypot((jj + rows.start - centre[0]) * self.sp[1], (ii + cols.start - centre[1]) * self.sp[2]) > step_mm
+        votes[:, far] = 0
+        n, j, i = np.unravel_index(int(np.argmax(votes)), votes.shape)
+        radius = (radii[n] + 0.5) * px  # the edge voxels' centres lie half a voxel inside the edge
+        inside, _ = ndi.label(tissue & (np.hypot((jj - j) * self.sp[1], (ii - i) * self.sp[2]) <= radius))
+        disc = np.zeros(self.hu.shape[1:], bool)
+        if inside.max():  # a sliver cut off by fat at the circle's rim is not the aorta
+            disc[rows, cols] = inside == np.argmax(np.bincount(inside.ravel())[1:]) + 1
+        return np.array([j + rows.start, i + cols.start], float), float(radius), float(votes[n, j, i]), disc
 
     def _descending_aorta_end(self, mask, k0: int) -> tuple[int, np.ndarray] | None:
         """(slice, cross-section) of the lower end of the network's descending aorta, or None.
@@ -516,14 +635,16 @@ class _DescendingAortaFollower:
         top = min(k0 + int(round(s.ascending_within_mm / self.sp[0])) + 1, mask.shape[0])
         for k in range(k0, top):
             pieces, n = ndi.label(mask[k])
-            if n < 2:
+            areas = np.bincount(pieces.ravel(), minlength=n + 1)[1:] * self.pixel_mm2
+            whole = np.flatnonzero(areas >= s.min_section_mm2) + 1  # a stray voxel or two is no aorta
+            if whole.size < 2:
                 continue
-            centres = np.array(ndi.center_of_mass(mask[k], pieces, range(1, n + 1)))
+            centres = np.array(ndi.center_of_mass(mask[k], pieces, whole))
             forward_mm = centres[:, self.ap_in_slice] * self.forward * self.sp[1 + self.ap_in_slice]
             hindmost = int(np.argmin(forward_mm))
             if forward_mm.max() - forward_mm[hindmost] < s.ascending_ahead_mm:
                 continue
-            section = pieces == hindmost + 1
+            section = pieces == whole[hindmost]
             while k > 0:
                 below, _ = ndi.label(mask[k - 1])
                 overlap = np.bincount(below[section], minlength=below.max() + 1)

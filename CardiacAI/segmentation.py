@@ -604,7 +604,8 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
                                                         settings=settings)
             tracking.update({key: r.as_dict(slice_mm) for key, r in reports.items()})
         if entry.lumen_tracking and entry.lumen_tracking.get("descending_aorta"):
-            # the network may stop the aorta at the diaphragm while the enhanced lumen runs on down the abdomen
+            # the network may stop the aorta at the diaphragm while the enhanced lumen runs on down the abdomen,
+            # or (unenhanced) leave gaps in it and draw it thin
             key = entry.lumen_tracking["descending_aorta"]
             labels[roi], aorta_report = follow_descending_aorta(labels[roi], label_set, region.array, image.spacing,
                                                                 image.direction, key=key)

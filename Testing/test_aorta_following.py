@@ -96,11 +96,87 @@ def test_the_extension_draws_the_edge_where_the_network_draws_it():
         assert radius == pytest.approx(RADIUS_MM + 2.0, abs=0.5), (k, radius)
 
 
-def test_an_unenhanced_aorta_is_left_as_the_network_drew_it():
+def test_an_unenhanced_aorta_is_left_as_the_network_drew_it_when_told_to():
     hu, _, labels = phantom(lumen_hu=45.0)  # blood without contrast
-    out, report = follow_descending_aorta(labels, LS, hu, SPACING, LPS)
+    out, report = follow_descending_aorta(labels, LS, hu, SPACING, LPS,
+                                          settings=AortaFollowSettings(follow_unenhanced=False))
     assert np.array_equal(out, labels)
     assert not report.followed and "unenhanced" in report.reason
+
+
+def test_blood_neither_enhanced_nor_unenhanced_is_not_followed():
+    """120 HU is neither blood without contrast nor an enhanced lumen: no edge model fits, nothing is drawn."""
+    hu, _, labels = phantom(lumen_hu=120.0)
+    out, report = follow_descending_aorta(labels, LS, hu, SPACING, LPS)
+    assert np.array_equal(out, labels)
+    assert not report.followed and "neither enhanced nor unenhanced" in report.reason
+
+
+UNENHANCED_HU = 45.0  # blood and the aortic wall without contrast
+
+
+def unenhanced_phantom(gap=range(22, 28), heart_from=14, seed=0):
+    """The phantom without contrast, labelled as the network labels LIDC-IDRI-0002's descending aorta: too thin
+    (a 6 mm radius in the 9 mm aorta), with a gap of unlabelled slices (``gap``), and an organ of the same HU (the
+    heart, the oesophagus) touching the aorta from in front on the slices from ``heart_from`` up, with no fat
+    between them. Returns (CT in HU, the aorta's true cross-sections, the network's label map)."""
+    hu, truth, labels = phantom(lumen_hu=UNENHANCED_HU, seed=seed)
+    for k in range(SHAPE[0]):
+        d = disc_distance(*centre(k))
+        if k in FOUND:
+            labels[k][(labels[k] == AORTA) & (d <= RADIUS_MM + 0.1)] = 0
+            labels[k][d <= 6.0] = AORTA
+        if k in gap:
+            labels[k][d <= RADIUS_MM + 0.1] = 0
+        if heart_from <= k < 28:  # a 10 mm organ whose edge meets the aorta's
+            cj, ci = centre(k)
+            paint(hu, k, disc_distance(cj - (RADIUS_MM + 9.5) / SPACING[1], ci), 10.0, UNENHANCED_HU)
+    return hu, truth, labels
+
+
+def test_an_unenhanced_aorta_is_followed_as_the_circle_fitting_its_edge_with_the_fat():
+    """Without contrast the aorta is a soft-tissue disc: it is drawn whole on the network's thin slices, across
+    the network's gap, and below its lower end, to the scan's lower edge, and the organ touching it stays out."""
+    hu, truth, labels = unenhanced_phantom()
+    out, report = follow_descending_aorta(labels, LS, hu, SPACING, LPS)
+    aorta = out == AORTA
+    assert report.followed and "lower edge" in report.reason, report.reason
+    assert report.lumen_hu == pytest.approx(UNENHANCED_HU, abs=15) and report.background_hu < -50
+    assert report.edge_offset_mm is None  # the disc is the vessel's outer edge: nothing to calibrate
+    assert report.slices_added == 20 + 6  # below the lower end, and the gap
+    for k in range(28):  # the network's lower slices, the gap and below (above 27 the reference slices)
+        assert dice(aorta[k], truth[k]) >= 0.9, (k, dice(aorta[k], truth[k]))
+    organ = np.zeros(SHAPE, bool)
+    for k in range(14, 28):
+        cj, ci = centre(k)
+        organ[k] = disc_distance(cj - (RADIUS_MM + 9.5) / SPACING[1], ci) <= 9.0
+    assert not (aorta & organ).any()
+    assert (aorta | (labels != AORTA)).all()  # the network's voxels all stay
+
+
+def test_the_unenhanced_track_stops_where_muscle_closes_round_the_aorta():
+    """Below the diaphragm the crura wrap the aorta, muscle of the same HU with no fat between: with no edge
+    left the circle cannot be placed and the track stops rather than guess."""
+    hu, _, labels = unenhanced_phantom()
+    hu[:10][hu[:10] < UNENHANCED_HU] = UNENHANCED_HU  # from slice 9 down all soft tissue
+    out, report = follow_descending_aorta(labels, LS, hu, SPACING, LPS)
+    ks = np.nonzero((out == AORTA).any(axis=(1, 2)))[0]
+    assert ks.min() == 10 and "edge gave out at slice 9" in report.reason, (ks.min(), report.reason)
+
+
+def test_stray_voxels_in_front_do_not_make_the_descending_aortas_lower_end():
+    """Two voxels of aorta 15 mm in front of the network's lowest piece are no ascending aorta: the descending
+    aorta is still found where the ascending aorta lies in front of it, and the gap below it is bridged."""
+    hu, truth, labels = unenhanced_phantom(gap=range(12, 20), heart_from=40)
+    labels[:12] = 0
+    for k in range(12):  # a lower piece of the network's aorta, with a stray pair of voxels in front of it
+        labels[k][disc_distance(*centre(k)) <= 6.0] = AORTA
+    cj, ci = centre(6)
+    labels[6, int(cj - 15.0 / SPACING[1]), int(ci):int(ci) + 2] = AORTA
+    out, report = follow_descending_aorta(labels, LS, hu, SPACING, LPS)
+    assert report.followed and report.slices_added == 8, report
+    for k in range(12, 20):
+        assert dice(out[k] == AORTA, truth[k]) >= 0.9, (k, dice(out[k] == AORTA, truth[k]))
 
 
 def test_nothing_is_followed_unless_the_lowest_aorta_lies_below_an_ascending_aorta():

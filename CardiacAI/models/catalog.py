@@ -96,7 +96,7 @@ class ModelEntry:
     max_inference_window_kji: tuple[int, int, int] | None = None
     #: {"structures": [key, ...], "redraw": bool, "descending_aorta": key}, each part optional: thin enhanced
     #: arteries followed along their lumen after the network (CardiacAI.lumen_tracking.follow_thin_arteries) and
-    #: the enhanced descending aorta continued below the network's lower end (follow_descending_aorta);
+    #: the descending aorta continued below the network's lower end, enhanced or not (follow_descending_aorta);
     #: None: the network's labels as they are.
     lumen_tracking: dict[str, Any] | None = None
 
