@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -467,6 +467,15 @@ def follow_descending_aorta(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, 
     return out, report
 
 
+class _CircleFit(NamedTuple):
+    """The circle :meth:`_DescendingAortaFollower._fit_disc` fits on one slice."""
+
+    centre: np.ndarray  # (row, column) on the slice, voxels
+    radius_mm: float
+    support: float  # the fraction of its outline lying on the tissue's edge
+    disc: np.ndarray  # bool (J, I): the circle's tissue voxels
+
+
 class _DescendingAortaFollower:
     """One run of :func:`follow_descending_aorta` on a view with the long axis first, superior up (writes into
     ``labels``)."""
@@ -569,12 +578,12 @@ class _DescendingAortaFollower:
             r = self._radius(section)
             fit = self._fit_disc(k, self._centre(section), (s.reference_radius_range[0] * r,
                                                             s.reference_radius_range[1] * r), s.max_disc_step_mm, level)
-            if fit is not None and fit[2] >= s.min_edge_support:
+            if fit is not None and fit.support >= s.min_edge_support:
                 fits.append((k, fit))
         if not fits:
             report.reason = "unenhanced, and no round edge round the network's lowest aorta"
             return
-        reference_radius = float(np.median([fit[1] for _, fit in fits]))
+        reference_radius = float(np.median([fit.radius_mm for _, fit in fits]))
         k, (centre, radius, _, disc) = fits[0]
         report.followed = True
         report.reason = "reached the scan's lower edge"
@@ -583,9 +592,9 @@ class _DescendingAortaFollower:
             low = max(s.radius_range[0] * reference_radius, (1 - s.radius_change) * radius)
             high = min(s.radius_range[1] * reference_radius, (1 + s.radius_change) * radius)
             fit = self._fit_disc(k, centre, (low, max(high, low)), s.max_disc_step_mm, level)
-            if fit is None or fit[2] < s.min_edge_support:
+            if fit is None or fit.support < s.min_edge_support:
                 report.reason = (f"the aorta's edge gave out at slice {k} (support "
-                                 f"{0 if fit is None else fit[2]:.2f} < {s.min_edge_support:.2f})")
+                                 f"{0 if fit is None else fit.support:.2f} < {s.min_edge_support:.2f})")
                 break
             centre, radius, _, disc = fit
             others = (self.labels[k] != 0) & (self.labels[k] != self.value)
@@ -594,11 +603,11 @@ class _DescendingAortaFollower:
                 break
             self._draw(k, disc)
 
-    def _fit_disc(self, k: int, centre, radius_mm: tuple[float, float], step_mm: float, level: float):
+    def _fit_disc(self, k: int, centre, radius_mm: tuple[float, float], step_mm: float,
+                  level: float) -> _CircleFit | None:
         """The circle on slice k best fitting the edge of the voxels at or above ``level`` (smoothed), its centre
-        within ``step_mm`` of ``centre`` (row, column) and its radius within ``radius_mm``: (centre, radius in mm,
-        edge support: the fraction of its outline on the edge, disc: bool (J, I) of the circle's voxels at or above
-        the level), or None where the window holds no edge."""
+        within ``step_mm`` of ``centre`` (row, column) and its radius within ``radius_mm``; its disc is the
+        circle's voxels at or above the level. None where the window holds no edge."""
         from skimage.transform import hough_circle
 
         px = float(np.mean(self.sp[1:]))  # Hough circles in pixels: in-plane spacing taken as square
@@ -614,16 +623,21 @@ class _DescendingAortaFollower:
         if not edge.any():
             return None
         votes = hough_circle(edge, radii)  # normalised: the fraction of each circle's outline on the edge
-        jj, ii = np.indices(edge.shape)
-        far = np.hypot((jj + rows.start - centre[0]) * self.sp[1], (ii + cols.start - centre[1]) * self.sp[2]) > step_mm
-        votes[:, far] = 0
+        votes[:, self._distance_mm(edge.shape, centre, origin=(rows.start, cols.start)) > step_mm] = 0
         n, j, i = np.unravel_index(int(np.argmax(votes)), votes.shape)
         radius = (radii[n] + 0.5) * px  # the edge voxels' centres lie half a voxel inside the edge
-        inside, _ = ndi.label(tissue & (np.hypot((jj - j) * self.sp[1], (ii - i) * self.sp[2]) <= radius))
+        inside, _ = ndi.label(tissue & (self._distance_mm(edge.shape, (j, i)) <= radius))
         disc = np.zeros(self.hu.shape[1:], bool)
         if inside.max():  # a sliver cut off by fat at the circle's rim is not the aorta
             disc[rows, cols] = inside == np.argmax(np.bincount(inside.ravel())[1:]) + 1
-        return np.array([j + rows.start, i + cols.start], float), float(radius), float(votes[n, j, i]), disc
+        return _CircleFit(np.array([j + rows.start, i + cols.start], float), float(radius), float(votes[n, j, i]),
+                          disc)
+
+    def _distance_mm(self, shape, centre, origin=(0, 0)) -> np.ndarray:
+        """Distance (mm) from ``centre`` (row, column on the slice) of each voxel of a (rows, columns) window of
+        the slice starting at ``origin``."""
+        jj, ii = np.indices(shape)
+        return np.hypot((jj + origin[0] - centre[0]) * self.sp[1], (ii + origin[1] - centre[1]) * self.sp[2])
 
     def _descending_aorta_end(self, mask, k0: int) -> tuple[int, np.ndarray] | None:
         """(slice, cross-section) of the lower end of the network's descending aorta, or None.
@@ -711,9 +725,7 @@ class _DescendingAortaFollower:
         previous centre) and whatever lies beyond ``split_beyond`` previous radii from that centre."""
         from skimage.segmentation import watershed
 
-        cj, ci = self._centre(near)
-        jj, ii = np.indices(piece.shape)
-        distance = np.hypot((jj - cj) * self.sp[1], (ii - ci) * self.sp[2])
+        distance = self._distance_mm(piece.shape, self._centre(near))
         beyond = piece & (distance > self.settings.split_beyond * radius)
         core = piece & (distance <= 0.5 * radius)
         if not beyond.any() or not core.any():

@@ -68,8 +68,8 @@ def score_case(protocol: str, seed: int, cut_mm: float, catalog, spacing, gap_mm
     other_axes = tuple(a for a in (0, 1, 2) if a != axis)
     truth_slices = int(np.count_nonzero(truth[below].any(axis=other_axes)))
     reached = int(np.count_nonzero((followed_aorta[below] & truth[below]).any(axis=other_axes)))
-    drawn = np.moveaxis(followed_aorta[below], axis, 0).any(axis=(1, 2))  # the slices the follower drew on
-    on_drawn = (np.moveaxis(followed_aorta[below], axis, 0)[drawn], np.moveaxis(truth[below], axis, 0)[drawn])
+    drawn = followed_aorta[below].any(axis=other_axes)  # the slices the follower drew on
+    on_drawn = (np.compress(drawn, followed_aorta[below], axis=axis), np.compress(drawn, truth[below], axis=axis))
     return {"protocol": protocol, "seed": seed, "cut_mm": cut_mm, "gap_mm": gap_mm,
             "dice_followed": round(dice(followed_aorta[below], truth[below]), 3),
             "dice_followed_where_drawn": round(dice(*on_drawn), 3) if drawn.any() else None,
@@ -78,8 +78,22 @@ def score_case(protocol: str, seed: int, cut_mm: float, catalog, spacing, gap_mm
             "report": report.as_dict(slice_mm)}
 
 
+def catalog_without_aorta_following(path: Path):
+    """The catalog at ``path`` with every model's ``lumen_tracking.descending_aorta`` removed: the network's own
+    aorta (and, where set, IMA lumen tracking)."""
+    from CardiacAI.models.catalog import ModelCatalog
+
+    data = json.loads(path.read_text())
+    for item in data["models"]:
+        tracking = item.get("lumen_tracking") or {}
+        tracking.pop("descending_aorta", None)
+        if not tracking:
+            item.pop("lumen_tracking", None)
+    return ModelCatalog.from_dict(data, catalog_dir=path.resolve().parent, source=str(path))
+
+
 def main(argv=None) -> int:
-    from CardiacAI.models.catalog import DEFAULT_CATALOG_PATH, ModelCatalog
+    from CardiacAI.models.catalog import DEFAULT_CATALOG_PATH
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--protocols", nargs="+", default=["cta", "chest_contrast"])
@@ -94,13 +108,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="write the rows as JSON too")
     args = ap.parse_args(argv)
     # the network's own labels: the pipeline's following of the descending aorta is switched off here
-    data = json.loads(args.catalog.read_text())
-    for item in data["models"]:
-        tracking = item.get("lumen_tracking") or {}
-        tracking.pop("descending_aorta", None)
-        if not tracking:
-            item.pop("lumen_tracking", None)
-    catalog = ModelCatalog.from_dict(data, catalog_dir=args.catalog.resolve().parent, source=str(args.catalog))
+    catalog = catalog_without_aorta_following(args.catalog)
     spacing = tuple(float(v) for v in args.spacing.split(","))
     rows = []
     for protocol in args.protocols:

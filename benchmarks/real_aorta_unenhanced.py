@@ -32,18 +32,6 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_SCAN = ROOT.parent / "shared" / "data" / "chest-ct" / "LIDC-IDRI-0002"
 
 
-def _catalog_without_following():
-    from CardiacAI.models.catalog import DEFAULT_CATALOG_PATH, ModelCatalog
-
-    data = json.loads(DEFAULT_CATALOG_PATH.read_text())
-    for item in data["models"]:
-        tracking = item.get("lumen_tracking") or {}
-        tracking.pop("descending_aorta", None)
-        if not tracking:
-            item.pop("lumen_tracking", None)
-    return ModelCatalog.from_dict(data, catalog_dir=DEFAULT_CATALOG_PATH.parent, source=str(DEFAULT_CATALOG_PATH))
-
-
 def describe(aorta: np.ndarray, spacing_ijk) -> dict:
     """The descending aorta's extent and gaps in a bool (K, J, I) aorta mask (axial slices, k towards the head)."""
     from scipy import ndimage as ndi
@@ -61,7 +49,9 @@ def describe(aorta: np.ndarray, spacing_ijk) -> dict:
 
 
 def main(argv=None) -> int:
+    from aorta_following import catalog_without_aorta_following
     from CardiacAI.io import read_image
+    from CardiacAI.models.catalog import DEFAULT_CATALOG_PATH
     from CardiacAI.segmentation import segment
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -73,7 +63,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"no scan at {args.scan}: pass --scan with LIDC-IDRI-0002's DICOM folder")
     image = read_image(args.scan)
     pixel_mm2 = float(image.spacing[0] * image.spacing[1])
-    runs = {"network": segment(image, "ima-aorta", catalog=_catalog_without_following(), prefer_gpu=False),
+    runs = {"network": segment(image, "ima-aorta", catalog=catalog_without_aorta_following(DEFAULT_CATALOG_PATH), prefer_gpu=False),
             "followed": segment(image, "ima-aorta", prefer_gpu=False)}
     masks = {name: r.labelmap.array == r.label_set.by_key("aorta").value for name, r in runs.items()}
     out = {name: describe(mask, image.spacing) for name, mask in masks.items()}

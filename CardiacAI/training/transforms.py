@@ -79,7 +79,7 @@ def pad_to_patch(image: np.ndarray, label: np.ndarray, patch_size: Sequence[int]
 
     The image is padded with ``image_fill`` (the normalised value of air), the label with 0.
     """
-    pads = [(0, max(0, int(p) - s)) for p, s in zip(patch_size, image.shape)]
+    pads = _far_end_pads(image.shape, patch_size)
     if not any(after for _, after in pads):
         return image, label
     return (np.pad(image, pads, mode="constant", constant_values=image_fill),
@@ -89,7 +89,12 @@ def pad_to_patch(image: np.ndarray, label: np.ndarray, patch_size: Sequence[int]
 def pad_channels_to_patch(array: np.ndarray, patch_size: Sequence[int]) -> np.ndarray:
     """Pad a (C, K, J, I) array with 0 at the far end of each spatial axis up to at least ``patch_size``
     (D, H, W), as :func:`pad_to_patch` pads the label."""
-    pads = [(0, 0)] + [(0, max(0, int(p) - s)) for p, s in zip(patch_size, array.shape[1:])]
+    pads = [(0, 0)] + _far_end_pads(array.shape[1:], patch_size)
     if not any(after for _, after in pads):
         return array
     return np.pad(array, pads, mode="constant", constant_values=0)
+
+
+def _far_end_pads(shape: Sequence[int], patch_size: Sequence[int]) -> list[tuple[int, int]]:
+    """np.pad widths that pad each axis of ``shape`` at its far end up to at least ``patch_size``."""
+    return [(0, max(0, int(p) - s)) for p, s in zip(patch_size, shape)]
