@@ -387,6 +387,9 @@ class AortaFollowSettings:
     radius_change: float = 0.1
     max_disc_step_mm: float = 4.0
     min_edge_support: float = 0.25
+    ascending_radius_mm: tuple[float, float] = (11.0, 25.0)
+    fat_search_mm: float = 20.0
+    ascending_opening_mm: float = 3.0
 
 
 @dataclasses.dataclass
@@ -451,6 +454,41 @@ def follow_descending_aorta(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, 
     Raises InputError for arrays of different shapes, a non-integer label map, a spacing that is not three
     positive numbers, or a ``key`` not in the label set (the error lists its keys).
     """
+    return _run_aorta_follower(_DescendingAortaFollower, labelmap, label_set, ct_hu, spacing_ijk, direction, key,
+                               settings)
+
+
+def follow_unenhanced_ascending_aorta(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, spacing_ijk, direction, *,
+                                      key: str = "aorta", settings: AortaFollowSettings = AortaFollowSettings()
+                                      ) -> tuple[np.ndarray, AortaFollowReport]:
+    """Draw an unenhanced ascending aorta at its width: on each slice, the circle fitting its edge with the fat.
+
+    Without contrast the network may find only a thin core of the ascending aorta (LIDC-IDRI-0002: 230-290 mm²
+    drawn of a vessel about 35 mm across). The ascending aorta is the frontmost of the network's aorta
+    cross-sections at least ``ascending_ahead_mm`` in front of the hindmost one (the descending aorta), each at
+    least ``min_section_mm2``, chained through overlapping slices. On those slices a circle of radius within
+    ``ascending_radius_mm`` is fitted to the edge of the soft tissue at or above halfway between the core's HU
+    (unenhanced blood, ``unenhanced_blood_hu``) and the fat's near it (``fat_hu``, within ``fat_search_mm``), as
+    for the unenhanced descending aorta (a Hough transform; where the aorta touches the pulmonary trunk, the
+    superior vena cava or the atria there is no edge and the circle spans the gap). From the fit of the most
+    typical radius the track goes up and down, each circle's radius within ``radius_range`` of the fits' median
+    and ``radius_change`` of the previous one, its centre within ``max_disc_step_mm``, until less than
+    ``min_edge_support`` of its outline lies on an edge (down: where the root enters the heart; up: where the
+    ascending aorta turns into the arch), or it meets another labelled structure or the network's descending
+    aorta. Each slice takes the disc's soft-tissue voxels; the network's own voxels stay. Nothing is done on an
+    enhanced scan (the network draws the enhanced lumen), or when the network finds no ascending aorta.
+
+    Parameters, returns and errors as :func:`follow_descending_aorta`; ``slices_added`` counts the slices that
+    held no aorta before.
+    """
+    return _run_aorta_follower(_AscendingAortaFollower, labelmap, label_set, ct_hu, spacing_ijk, direction, key,
+                               settings)
+
+
+def _run_aorta_follower(follower, labelmap, label_set, ct_hu, spacing_ijk, direction, key: str,
+                        settings: AortaFollowSettings) -> tuple[np.ndarray, AortaFollowReport]:
+    """Run ``follower`` (an :class:`_AortaFollower` class) on a view of a copy of the label map with the long
+    axis first and superior up; (the new label map, its report)."""
     labels, spacing = _checked_inputs(labelmap, ct_hu, spacing_ijk)
     structure = label_set.by_key(key)  # InputError naming the label set's keys
     long_axis, superior_up = array_axis_along(direction, 2)
@@ -462,13 +500,12 @@ def follow_descending_aorta(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, 
         out_v, hu_v = out_v[::-1], hu_v[::-1]
     ap_in_slice = order.index(ap_axis) - 1  # 0: rows of a slice, 1: its columns
     forward = -1.0 if posterior_up else 1.0  # sign of an index step towards the front of the body
-    follow = _DescendingAortaFollower(out_v, hu_v, structure.value, sp, ap_in_slice, forward, settings, report)
-    follow()
+    follower(out_v, hu_v, structure.value, sp, ap_in_slice, forward, settings, report)()
     return out, report
 
 
 class _CircleFit(NamedTuple):
-    """The circle :meth:`_DescendingAortaFollower._fit_disc` fits on one slice."""
+    """The circle :meth:`_AortaFollower._fit_disc` fits on one slice."""
 
     centre: np.ndarray  # (row, column) on the slice, voxels
     radius_mm: float
@@ -476,15 +513,123 @@ class _CircleFit(NamedTuple):
     disc: np.ndarray  # bool (J, I): the circle's tissue voxels
 
 
-class _DescendingAortaFollower:
-    """One run of :func:`follow_descending_aorta` on a view with the long axis first, superior up (writes into
-    ``labels``)."""
+class _AortaFollower:
+    """What both aorta followers share: slices of a view with the long axis first, superior up (writes into
+    ``labels``), the circle fit, drawing."""
 
     def __init__(self, labels, hu, value, sp, ap_in_slice, forward, settings: AortaFollowSettings,
                  report: AortaFollowReport):
         self.labels, self.hu, self.value, self.sp = labels, hu, value, sp
         self.ap_in_slice, self.forward, self.settings, self.report = ap_in_slice, forward, settings, report
         self.pixel_mm2 = sp[1] * sp[2]
+        self.opening_mm = 0.0  # the radius (mm) of the opening of each circle's tissue (see _fit_disc)
+
+    def _draw(self, k: int, section: np.ndarray) -> None:
+        """Label ``section``'s background voxels on slice k as aorta, counting the slice when it held none."""
+        if not (self.labels[k] == self.value).any():
+            self.report.slices_added += 1
+        self.labels[k][section & (self.labels[k] == 0)] = self.value
+
+    def _fit_disc(self, k: int, centre, radius_mm: tuple[float, float], step_mm: float,
+                  level: float) -> _CircleFit | None:
+        """The circle on slice k best fitting the edge of the voxels at or above ``level`` (smoothed), its centre
+        within ``step_mm`` of ``centre`` (row, column) and its radius within ``radius_mm``; its disc is the
+        circle's voxels at or above the level (opened by a disc of ``opening_mm``, the largest piece). None where
+        the window holds no edge."""
+        from skimage.transform import hough_circle
+
+        px = float(np.mean(self.sp[1:]))  # Hough circles in pixels: in-plane spacing taken as square
+        radii = np.arange(max(int(np.floor(radius_mm[0] / px)), 2), int(np.ceil(radius_mm[1] / px)) + 1)
+        reach = int(np.ceil((radius_mm[1] + step_mm) / px)) + 2
+        J, I = self.hu.shape[1:]
+        cj, ci = int(round(centre[0])), int(round(centre[1]))
+        rows = slice(max(cj - reach, 0), min(cj + reach + 1, J))
+        cols = slice(max(ci - reach, 0), min(ci + reach + 1, I))
+        smoothed = ndi.gaussian_filter(self.hu[k][rows, cols].astype(np.float32), self.settings.edge_smoothing_mm / px)
+        tissue = smoothed >= level
+        edge = tissue & ~ndi.binary_erosion(tissue)
+        if not edge.any():
+            return None
+        votes = hough_circle(edge, radii)  # normalised: the fraction of each circle's outline on the edge
+        votes[:, self._distance_mm(edge.shape, centre, origin=(rows.start, cols.start)) > step_mm] = 0
+        n, j, i = np.unravel_index(int(np.argmax(votes)), votes.shape)
+        radius = (radii[n] + 0.5) * px  # the edge voxels' centres lie half a voxel inside the edge
+        within = tissue & (self._distance_mm(edge.shape, (j, i)) <= radius)
+        if self.opening_mm > 0:  # thin tissue the smoothing joined to the vessel (a pericardial sheath) comes off
+            within = ndi.binary_opening(within, _disc(self.opening_mm / px))
+        inside, _ = ndi.label(within)
+        disc = np.zeros(self.hu.shape[1:], bool)
+        if inside.max():  # a sliver cut off by fat at the circle's rim is not the aorta
+            disc[rows, cols] = inside == np.argmax(np.bincount(inside.ravel())[1:]) + 1
+        return _CircleFit(np.array([j + rows.start, i + cols.start], float), float(radius), float(votes[n, j, i]),
+                          disc)
+
+    def _follow_circles(self, k: int, fit: _CircleFit, reference_radius: float, level: float, step: int,
+                        join: np.ndarray | None = None) -> str:
+        """Draw the circle fitted on each slice from slice k + ``step`` on (``step`` -1: down, +1: up), each
+        within ``radius_range`` of ``reference_radius`` (mm) and ``radius_change`` of the previous circle, its
+        centre within ``max_disc_step_mm``, until its edge gives out or it meets another structure; where it
+        touches ``join`` (bool (K, J, I), e.g. the network's arch) it is drawn and the track ends there. Returns
+        why it stopped ("" at the scan's end)."""
+        s = self.settings
+        centre, radius = fit.centre, fit.radius_mm
+        for k in range(k + step, self.labels.shape[0] if step > 0 else -1, step):
+            low = max(s.radius_range[0] * reference_radius, (1 - s.radius_change) * radius)
+            high = min(s.radius_range[1] * reference_radius, (1 + s.radius_change) * radius)
+            fit = self._fit_disc(k, centre, (low, max(high, low)), s.max_disc_step_mm, level)
+            if fit is None or fit.support < s.min_edge_support:
+                return (f"the aorta's edge gave out at slice {k} (support "
+                        f"{0 if fit is None else fit.support:.2f} < {s.min_edge_support:.2f})")
+            centre, radius = fit.centre, fit.radius_mm
+            others = (self.labels[k] != 0) & (self.labels[k] != self.value)
+            if (fit.disc & others).any():
+                return f"the aorta met another structure at slice {k}"
+            self._draw(k, fit.disc)
+            if join is not None and (fit.disc & join[k]).any():
+                return f"joined the network's aorta at slice {k}"
+        return ""
+
+    def _front_and_back(self, section_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(frontmost, hindmost) aorta cross-sections of one slice's aorta (bool (J, I)), each at least
+        ``min_section_mm2``, when the frontmost lies at least ``ascending_ahead_mm`` in front of the hindmost (the
+        ascending and the descending aorta); None otherwise."""
+        s = self.settings
+        pieces, n = ndi.label(section_mask)
+        areas = np.bincount(pieces.ravel(), minlength=n + 1)[1:] * self.pixel_mm2
+        whole = np.flatnonzero(areas >= s.min_section_mm2) + 1  # a stray voxel or two is no aorta
+        if whole.size < 2:
+            return None
+        centres = np.array(ndi.center_of_mass(section_mask, pieces, whole))
+        forward_mm = centres[:, self.ap_in_slice] * self.forward * self.sp[1 + self.ap_in_slice]
+        front, back = int(np.argmax(forward_mm)), int(np.argmin(forward_mm))
+        if forward_mm[front] - forward_mm[back] < s.ascending_ahead_mm:
+            return None
+        return pieces == whole[front], pieces == whole[back]
+
+    def _distance_mm(self, shape, centre, origin=(0, 0)) -> np.ndarray:
+        """Distance (mm) from ``centre`` (row, column on the slice) of each voxel of a (rows, columns) window of
+        the slice starting at ``origin``."""
+        jj, ii = np.indices(shape)
+        return np.hypot((jj + origin[0] - centre[0]) * self.sp[1], (ii + origin[1] - centre[1]) * self.sp[2])
+
+    @staticmethod
+    def _centre(section) -> np.ndarray:
+        return np.array(ndi.center_of_mass(section))
+
+    def _radius(self, section) -> float:
+        return float(np.sqrt(section.sum() * self.pixel_mm2 / np.pi))
+
+    def _window(self, section: np.ndarray, margin_mm: float) -> tuple[slice, slice]:
+        """The slice's (rows, columns) within ``margin_mm`` of ``section``'s bounding box: each slice's work is
+        done there, not on the whole 512 x 512 slice."""
+        jj, ii = np.nonzero(section.any(axis=1))[0], np.nonzero(section.any(axis=0))[0]
+        mj, mi = (int(np.ceil(margin_mm / self.sp[1])), int(np.ceil(margin_mm / self.sp[2])))
+        J, I = section.shape
+        return slice(max(jj[0] - mj, 0), min(jj[-1] + mj + 1, J)), slice(max(ii[0] - mi, 0), min(ii[-1] + mi + 1, I))
+
+
+class _DescendingAortaFollower(_AortaFollower):
+    """One run of :func:`follow_descending_aorta`."""
 
     def __call__(self) -> None:
         s, report = self.settings, self.report
@@ -545,12 +690,6 @@ class _DescendingAortaFollower:
             self._draw(k, self._grow(section, offset))
             previous = section
 
-    def _draw(self, k: int, section: np.ndarray) -> None:
-        """Label ``section``'s background voxels on slice k as aorta, counting the slice when it held none."""
-        if not (self.labels[k] == self.value).any():
-            self.report.slices_added += 1
-        self.labels[k][section & (self.labels[k] == 0)] = self.value
-
     def _ring_hu(self, reference) -> np.ndarray:
         """The HU of the voxels ``ring_mm`` from the reference cross-sections that are not lung (1-D)."""
         s, ring = self.settings, []
@@ -584,60 +723,10 @@ class _DescendingAortaFollower:
             report.reason = "unenhanced, and no round edge round the network's lowest aorta"
             return
         reference_radius = float(np.median([fit.radius_mm for _, fit in fits]))
-        k, (centre, radius, _, disc) = fits[0]
+        k, fit = fits[0]
         report.followed = True
-        report.reason = "reached the scan's lower edge"
-        self._draw(k, disc)
-        for k in range(k - 1, -1, -1):
-            low = max(s.radius_range[0] * reference_radius, (1 - s.radius_change) * radius)
-            high = min(s.radius_range[1] * reference_radius, (1 + s.radius_change) * radius)
-            fit = self._fit_disc(k, centre, (low, max(high, low)), s.max_disc_step_mm, level)
-            if fit is None or fit.support < s.min_edge_support:
-                report.reason = (f"the aorta's edge gave out at slice {k} (support "
-                                 f"{0 if fit is None else fit.support:.2f} < {s.min_edge_support:.2f})")
-                break
-            centre, radius, _, disc = fit
-            others = (self.labels[k] != 0) & (self.labels[k] != self.value)
-            if (disc & others).any():
-                report.reason = f"the aorta met another structure at slice {k}"
-                break
-            self._draw(k, disc)
-
-    def _fit_disc(self, k: int, centre, radius_mm: tuple[float, float], step_mm: float,
-                  level: float) -> _CircleFit | None:
-        """The circle on slice k best fitting the edge of the voxels at or above ``level`` (smoothed), its centre
-        within ``step_mm`` of ``centre`` (row, column) and its radius within ``radius_mm``; its disc is the
-        circle's voxels at or above the level. None where the window holds no edge."""
-        from skimage.transform import hough_circle
-
-        px = float(np.mean(self.sp[1:]))  # Hough circles in pixels: in-plane spacing taken as square
-        radii = np.arange(max(int(np.floor(radius_mm[0] / px)), 2), int(np.ceil(radius_mm[1] / px)) + 1)
-        reach = int(np.ceil((radius_mm[1] + step_mm) / px)) + 2
-        J, I = self.hu.shape[1:]
-        cj, ci = int(round(centre[0])), int(round(centre[1]))
-        rows = slice(max(cj - reach, 0), min(cj + reach + 1, J))
-        cols = slice(max(ci - reach, 0), min(ci + reach + 1, I))
-        smoothed = ndi.gaussian_filter(self.hu[k][rows, cols].astype(np.float32), self.settings.edge_smoothing_mm / px)
-        tissue = smoothed >= level
-        edge = tissue & ~ndi.binary_erosion(tissue)
-        if not edge.any():
-            return None
-        votes = hough_circle(edge, radii)  # normalised: the fraction of each circle's outline on the edge
-        votes[:, self._distance_mm(edge.shape, centre, origin=(rows.start, cols.start)) > step_mm] = 0
-        n, j, i = np.unravel_index(int(np.argmax(votes)), votes.shape)
-        radius = (radii[n] + 0.5) * px  # the edge voxels' centres lie half a voxel inside the edge
-        inside, _ = ndi.label(tissue & (self._distance_mm(edge.shape, (j, i)) <= radius))
-        disc = np.zeros(self.hu.shape[1:], bool)
-        if inside.max():  # a sliver cut off by fat at the circle's rim is not the aorta
-            disc[rows, cols] = inside == np.argmax(np.bincount(inside.ravel())[1:]) + 1
-        return _CircleFit(np.array([j + rows.start, i + cols.start], float), float(radius), float(votes[n, j, i]),
-                          disc)
-
-    def _distance_mm(self, shape, centre, origin=(0, 0)) -> np.ndarray:
-        """Distance (mm) from ``centre`` (row, column on the slice) of each voxel of a (rows, columns) window of
-        the slice starting at ``origin``."""
-        jj, ii = np.indices(shape)
-        return np.hypot((jj + origin[0] - centre[0]) * self.sp[1], (ii + origin[1] - centre[1]) * self.sp[2])
+        self._draw(k, fit.disc)
+        report.reason = self._follow_circles(k, fit, reference_radius, level, -1) or "reached the scan's lower edge"
 
     def _descending_aorta_end(self, mask, k0: int) -> tuple[int, np.ndarray] | None:
         """(slice, cross-section) of the lower end of the network's descending aorta, or None.
@@ -648,17 +737,10 @@ class _DescendingAortaFollower:
         s = self.settings
         top = min(k0 + int(round(s.ascending_within_mm / self.sp[0])) + 1, mask.shape[0])
         for k in range(k0, top):
-            pieces, n = ndi.label(mask[k])
-            areas = np.bincount(pieces.ravel(), minlength=n + 1)[1:] * self.pixel_mm2
-            whole = np.flatnonzero(areas >= s.min_section_mm2) + 1  # a stray voxel or two is no aorta
-            if whole.size < 2:
+            found = self._front_and_back(mask[k])
+            if found is None:
                 continue
-            centres = np.array(ndi.center_of_mass(mask[k], pieces, whole))
-            forward_mm = centres[:, self.ap_in_slice] * self.forward * self.sp[1 + self.ap_in_slice]
-            hindmost = int(np.argmin(forward_mm))
-            if forward_mm.max() - forward_mm[hindmost] < s.ascending_ahead_mm:
-                continue
-            section = pieces == whole[hindmost]
+            section = found[1]
             while k > 0:
                 below, _ = ndi.label(mask[k - 1])
                 overlap = np.bincount(below[section], minlength=below.max() + 1)
@@ -681,21 +763,6 @@ class _DescendingAortaFollower:
                 break
             chain.append((k, pieces == int(np.argmax(overlap))))
         return chain
-
-    @staticmethod
-    def _centre(section) -> np.ndarray:
-        return np.array(ndi.center_of_mass(section))
-
-    def _radius(self, section) -> float:
-        return float(np.sqrt(section.sum() * self.pixel_mm2 / np.pi))
-
-    def _window(self, section: np.ndarray, margin_mm: float) -> tuple[slice, slice]:
-        """The slice's (rows, columns) within ``margin_mm`` of ``section``'s bounding box: each slice's work is
-        done there, not on the whole 512 x 512 slice."""
-        jj, ii = np.nonzero(section.any(axis=1))[0], np.nonzero(section.any(axis=0))[0]
-        mj, mi = (int(np.ceil(margin_mm / self.sp[1])), int(np.ceil(margin_mm / self.sp[2])))
-        J, I = section.shape
-        return slice(max(jj[0] - mj, 0), min(jj[-1] + mj + 1, J)), slice(max(ii[0] - mi, 0), min(ii[-1] + mi + 1, I))
 
     def _lumen_on(self, k: int, near: np.ndarray, level: float) -> np.ndarray | None:
         """The half-maximum lumen on slice k overlapping ``near`` (bool (J, I)), branches opened off; or None."""
@@ -767,6 +834,100 @@ class _DescendingAortaFollower:
         else:
             grown[window] = ndi.distance_transform_edt(section[window], sampling=self.sp[1:]) > -offset_mm
         return grown
+
+
+class _AscendingAortaFollower(_AortaFollower):
+    """One run of :func:`follow_unenhanced_ascending_aorta`."""
+
+    def __call__(self) -> None:
+        s, report = self.settings, self.report
+        mask = self.labels == self.value
+        if not mask.any():
+            report.reason = "no aorta to follow"
+            return
+        chain, descending = self._ascending_chain(mask)
+        if not chain:
+            report.reason = "the network found no ascending aorta in front of the descending aorta"
+            return
+        blood = float(np.median(np.concatenate([self.hu[k][section] for k, section in chain])))
+        report.lumen_hu = blood
+        low, high = s.unenhanced_blood_hu
+        if not low <= blood <= high:
+            report.reason = (f"not unenhanced blood ({blood:.0f} HU, outside {low:.0f}-{high:.0f}): the network's "
+                             "ascending aorta is kept as drawn")
+            return
+        fat = self._fat_near(chain)
+        if fat.size < s.min_fat_voxels:
+            report.reason = (f"too little fat near the ascending aorta to find its edge ({fat.size} voxels of "
+                             f"{s.fat_hu[0]:.0f} to {s.fat_hu[1]:.0f} HU)")
+            return
+        background = float(np.median(fat))
+        level = background + 0.5 * (blood - background)
+        report.background_hu, report.level_hu = background, level
+        self.opening_mm = s.ascending_opening_mm
+        fits = []
+        for k, section in chain:
+            # the network's core may lie off the vessel's centre: search as far as its own radius beyond the step
+            fit = self._fit_disc(k, self._centre(section), s.ascending_radius_mm,
+                                 s.max_disc_step_mm + self._radius(section), level)
+            if fit is not None and fit.support >= s.min_edge_support:
+                fits.append((k, fit))
+        if not fits:
+            report.reason = "no round edge round the network's ascending aorta"
+            return
+        reference_radius = float(np.median([fit.radius_mm for _, fit in fits]))
+        k, fit = min(fits, key=lambda kf: abs(kf[1].radius_mm - reference_radius))
+        report.followed = True
+        self._draw(k, fit.disc)
+        up = self._follow_circles(k, fit, reference_radius, level, +1, join=descending) or "reached the scan's top"
+        down = self._follow_circles(k, fit, reference_radius, level, -1) or "reached the scan's lower edge"
+        report.reason = f"up: {up}; down: {down}"
+
+    def _ascending_chain(self, mask) -> tuple[list[tuple[int, np.ndarray]], np.ndarray]:
+        """(the ascending aorta's cross-sections [(slice, bool (J, I))], the network's other aorta (bool (K, J, I))
+        that holds the descending aorta).
+
+        On each slice with an ascending and a descending cross-section (:meth:`_front_and_back`) the frontmost is
+        the ascending aorta's; the longest run of them overlapping from slice to slice is the chain. The other
+        aorta is the network's aorta connected to the descending cross-sections, without the chain."""
+        box = ndi.find_objects(mask.astype(np.uint8))[0]  # the work is done in the aorta's bounding box
+        runs, run, inside = [], [], mask[box]
+        descending_seeds = np.zeros_like(inside)
+        for k in range(inside.shape[0]):
+            found = self._front_and_back(inside[k]) if inside[k].any() else None
+            if found is not None:
+                descending_seeds[k] = found[1]
+            if found is not None and run and run[-1][0] == k - 1 and (run[-1][1] & found[0]).any():
+                run.append((k, found[0]))
+                continue
+            if run:
+                runs.append(run)
+            run = [(k, found[0])] if found is not None else []
+        if run:
+            runs.append(run)
+        other = np.zeros_like(mask)
+        if not runs:
+            return [], other
+        chain, rest = [], inside.copy()
+        for k, section in max(runs, key=len):
+            rest[k] &= ~section
+            whole = np.zeros(mask.shape[1:], bool)
+            whole[box[1:]] = section
+            chain.append((k + box[0].start, whole))
+        pieces, _ = ndi.label(rest)
+        held = np.unique(pieces[descending_seeds & rest])
+        other[box] = np.isin(pieces, held[held > 0])
+        return chain, other
+
+    def _fat_near(self, chain) -> np.ndarray:
+        """HU of the unlabelled voxels of ``fat_hu`` within ``fat_search_mm`` of the chain's cross-sections (1-D)."""
+        s, fat = self.settings, []
+        for k, section in chain:
+            window = self._window(section, s.fat_search_mm + max(self.sp[1:]))
+            near = ndi.distance_transform_edt(~section[window], sampling=self.sp[1:]) <= s.fat_search_mm
+            hu = self.hu[k][window]
+            fat.append(hu[near & (self.labels[k][window] == 0) & (hu >= s.fat_hu[0]) & (hu <= s.fat_hu[1])])
+        return np.concatenate(fat)
 
 
 def _disc(radius_px: float) -> np.ndarray:

@@ -476,6 +476,10 @@ def test_lumen_tracking_must_name_structures_of_the_label_set(tmp_path):
     assert catalog.get("ima").lumen_tracking == {"descending_aorta": "aorta"}
     with pytest.raises(ModelError, match="lumen_tracking: 'thoracic_aorta' is not a structure"):
         _lumen_tracking_catalog(tmp_path / "d", {"descending_aorta": "thoracic_aorta"})
+    catalog = _lumen_tracking_catalog(tmp_path / "ascending", {"unenhanced_ascending_aorta": "aorta"})
+    assert catalog.get("ima").lumen_tracking == {"unenhanced_ascending_aorta": "aorta"}
+    with pytest.raises(ModelError, match="lumen_tracking: 'ascending_aorta' is not a structure"):
+        _lumen_tracking_catalog(tmp_path / "e", {"unenhanced_ascending_aorta": "ascending_aorta"})
 
 
 def test_the_pipeline_follows_an_enhanced_artery_and_records_it(tmp_path, monkeypatch):

@@ -78,15 +78,19 @@ def score_case(protocol: str, seed: int, cut_mm: float, catalog, spacing, gap_mm
             "report": report.as_dict(slice_mm)}
 
 
-def catalog_without_aorta_following(path: Path):
-    """The catalog at ``path`` with every model's ``lumen_tracking.descending_aorta`` removed: the network's own
-    aorta (and, where set, IMA lumen tracking)."""
+AORTA_FOLLOWING = ("descending_aorta", "unenhanced_ascending_aorta")
+
+
+def catalog_without_aorta_following(path: Path, parts=AORTA_FOLLOWING):
+    """The catalog at ``path`` with these parts of every model's ``lumen_tracking`` removed (default: both aorta
+    followers: the network's own aorta and, where set, IMA lumen tracking)."""
     from CardiacAI.models.catalog import ModelCatalog
 
     data = json.loads(path.read_text())
     for item in data["models"]:
         tracking = item.get("lumen_tracking") or {}
-        tracking.pop("descending_aorta", None)
+        for part in parts:
+            tracking.pop(part, None)
         if not tracking:
             item.pop("lumen_tracking", None)
     return ModelCatalog.from_dict(data, catalog_dir=path.resolve().parent, source=str(path))

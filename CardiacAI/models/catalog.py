@@ -94,10 +94,11 @@ class ModelEntry:
     #: largest sliding window (k, j, i) in voxels of the model grid at inference; None: 96 on each axis
     #: (CardiacAI.segmentation.MAX_INFERENCE_WINDOW). A larger window lets the network see more around a structure.
     max_inference_window_kji: tuple[int, int, int] | None = None
-    #: {"structures": [key, ...], "redraw": bool, "descending_aorta": key}, each part optional: thin enhanced
-    #: arteries followed along their lumen after the network (CardiacAI.lumen_tracking.follow_thin_arteries) and
-    #: the descending aorta continued below the network's lower end, enhanced or not (follow_descending_aorta);
-    #: None: the network's labels as they are.
+    #: {"structures": [key, ...], "redraw": bool, "descending_aorta": key, "unenhanced_ascending_aorta": key},
+    #: each part optional: thin enhanced arteries followed along their lumen after the network
+    #: (CardiacAI.lumen_tracking.follow_thin_arteries), the descending aorta continued below the network's lower
+    #: end, enhanced or not (follow_descending_aorta), and an unenhanced ascending aorta drawn at its width
+    #: (follow_unenhanced_ascending_aorta); None: the network's labels as they are.
     lumen_tracking: dict[str, Any] | None = None
 
     # -- what the card says -----------------------------------------------------------------------
@@ -473,7 +474,8 @@ def _entry_from_json(item: dict[str, Any], index: int, catalog_dir: Path, source
     tracking = item.get("lumen_tracking", {})
     problems.extend(_structure_key_problems(item["label_set"], "lumen_tracking",
                                             [*tracking.get("structures", []),
-                                             *([tracking["descending_aorta"]] if "descending_aorta" in tracking else [])]))
+                                             *(tracking[part] for part in ("descending_aorta", "unenhanced_ascending_aorta")
+                                               if part in tracking)]))
     if problems:
         raise ModelError(f"{where}: " + "; ".join(problems), "fix the entry or its card so they agree")
 

@@ -1,0 +1,162 @@
+"""Drawing an unenhanced ascending aorta at its width (CardiacAI.lumen_tracking.follow_unenhanced_ascending_aorta),
+on phantoms: without contrast the aorta is a soft-tissue disc in the mediastinal fat, touching the pulmonary
+trunk with no fat between, rising from the heart into the arch; the "network" labels only a thin core of it, off
+its centre, as the IMA/aorta U-Net labels LIDC-IDRI-0002's ascending aorta."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from CardiacAI.errors import InputError
+from CardiacAI.labels import get_label_set
+from CardiacAI.lumen_tracking import AortaFollowSettings, follow_unenhanced_ascending_aorta
+from CardiacAI.metrics import dice_coefficient as dice
+
+LS = get_label_set("ima-aorta")
+AORTA = LS.by_key("aorta").value
+LEFT_IMA = LS.by_key("left_internal_mammary_artery").value
+SPACING = (0.7, 0.7, 2.5)  # (i, j, k) mm
+SHAPE = (40, 120, 100)  # (k, j, i); k towards the head, j towards the back (LPS, identity direction)
+LPS = np.eye(3)
+FAT_HU, BLOOD_HU = -90.0, 45.0  # unenhanced blood and the aortic wall are one soft tissue
+ASCENDING = (35.0, 40.0, 16.0)  # centre (j, i) in voxels and radius in mm: a 32 mm ascending aorta
+DESCENDING = (95.0, 65.0, 11.0)  # 22 mm, 42 mm behind it
+TRUNK = (35.0, 40.0 + (16.0 + 12.0) / 0.7, 12.0)  # the pulmonary trunk, touching the aorta on its left
+HEART_BELOW = 10  # slices 0-9: the root inside the heart, soft tissue all round it
+TRUNK_SLICES = range(12, 26)
+CORE = range(16, 31)  # the slices on which the network found a core of the ascending aorta
+ARCH_FROM = 34  # the network's arch joins the two from this slice up
+
+
+def distance_mm(cj, ci):
+    """Distance in mm of every voxel of a slice from (cj, ci)."""
+    jj, ii = np.mgrid[0:SHAPE[1], 0:SHAPE[2]]
+    return np.hypot((jj - cj) * SPACING[1], (ii - ci) * SPACING[0])
+
+
+def paint(hu, k, distance, radius_mm, value=BLOOD_HU):
+    """Paint a disc of ``radius_mm`` with a 0.5 mm soft edge (partial volume) onto slice k."""
+    edge = 0.5 * (1.0 - np.tanh((distance - radius_mm) / 0.5))
+    hu[k] = np.maximum(hu[k], FAT_HU + (value - FAT_HU) * edge)
+
+
+def phantom(blood_hu=BLOOD_HU, seed=0):
+    """(CT in HU, the ascending aorta's true cross-sections (bool), the pulmonary trunk's, the network's labels)."""
+    rng = np.random.default_rng(seed)
+    hu = np.full(SHAPE, FAT_HU, np.float32)
+    truth = np.zeros(SHAPE, bool)
+    trunk = np.zeros(SHAPE, bool)
+    labels = np.zeros(SHAPE, np.uint8)
+    a, d = distance_mm(*ASCENDING[:2]), distance_mm(*DESCENDING[:2])
+    jj, ii = np.mgrid[0:SHAPE[1], 0:SHAPE[2]]
+    for k in range(SHAPE[0]):
+        paint(hu, k, d, DESCENDING[2], blood_hu)
+        labels[k][d <= DESCENDING[2]] = AORTA
+        if k < ARCH_FROM:
+            paint(hu, k, a, ASCENDING[2], blood_hu)
+            truth[k] = a <= ASCENDING[2]
+        else:  # the arch: a band as wide as the ascending aorta from it to the descending aorta, drawn whole
+            band = _band(jj, ii, ASCENDING, DESCENDING) <= ASCENDING[2] * 0.8
+            hu[k][band] = blood_hu
+            labels[k][band] = AORTA
+        if k < HEART_BELOW:  # the heart round the root
+            hu[k][5:75, 5:95] = np.maximum(hu[k][5:75, 5:95], BLOOD_HU)
+        if k in TRUNK_SLICES:
+            t = distance_mm(*TRUNK[:2])
+            paint(hu, k, t, TRUNK[2])
+            trunk[k] = t <= TRUNK[2] - 1.0
+        if k in CORE:  # a 6 mm core 5 mm in front of the vessel's centre
+            labels[k][distance_mm(ASCENDING[0] - 5.0 / SPACING[1], ASCENDING[1]) <= 6.0] = AORTA
+    hu += rng.normal(0.0, 10.0, SHAPE).astype(np.float32)
+    return hu, truth, trunk, labels
+
+
+def _band(jj, ii, start, end):
+    """Distance (mm) of each voxel from the segment between two centres (j, i)."""
+    p = np.stack([jj - start[0], ii - start[1]], -1) * np.array([SPACING[1], SPACING[0]])
+    v = np.array([end[0] - start[0], end[1] - start[1]]) * np.array([SPACING[1], SPACING[0]])
+    t = np.clip(p @ v / (v @ v), 0.0, 1.0)
+    return np.linalg.norm(p - t[..., None] * v, axis=-1)
+
+
+def test_the_ascending_aorta_is_drawn_whole_from_the_heart_to_the_arch():
+    """The thin core is widened to the vessel on each slice, and the track runs on up to the network's arch and
+    down to where the heart closes round the root; the pulmonary trunk touching it stays out."""
+    hu, truth, trunk, labels = phantom()
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS)
+    aorta = out == AORTA
+    assert report.followed, report.reason
+    assert f"joined the network's aorta at slice {ARCH_FROM}" in report.reason
+    assert f"edge gave out at slice {HEART_BELOW - 1}" in report.reason
+    assert report.lumen_hu == pytest.approx(BLOOD_HU, abs=15) and report.background_hu < -50
+    assert report.slices_added == 0  # every slice held aorta already (the descending aorta)
+    for k in range(HEART_BELOW, ARCH_FROM):
+        assert dice(aorta[k] & (distance_mm(*ASCENDING[:2]) <= 25.0), truth[k]) >= 0.9, k
+    assert not aorta[:HEART_BELOW][truth[:HEART_BELOW]].any()  # the root inside the heart is not guessed
+    assert not (aorta & trunk).any()
+    assert (aorta | (labels != AORTA)).all()  # the network's voxels all stay
+
+
+def test_an_enhanced_ascending_aorta_is_left_as_the_network_drew_it():
+    """With contrast the network draws the lumen itself (LIDC-IDRI-0001): nothing is changed."""
+    hu, _, _, labels = phantom(blood_hu=400.0)
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS)
+    assert np.array_equal(out, labels)
+    assert not report.followed and "not unenhanced blood" in report.reason
+
+
+def test_nothing_is_drawn_without_an_ascending_aorta_in_front_of_the_descending_one():
+    hu, _, _, labels = phantom()
+    labels[:ARCH_FROM][labels[:ARCH_FROM] == AORTA] = 0
+    labels[:ARCH_FROM, distance_mm(*DESCENDING[:2]) <= DESCENDING[2]] = AORTA
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS)
+    assert np.array_equal(out, labels) and "no ascending aorta" in report.reason
+    out, report = follow_unenhanced_ascending_aorta(np.zeros_like(labels), LS, hu, SPACING, LPS)
+    assert not out.any() and report.reason == "no aorta to follow"
+
+
+def test_a_core_on_something_smaller_than_an_aorta_is_left_alone():
+    """A "core" on a small soft-tissue node in the fat between the ascending and the descending aorta (a lymph
+    node): no circle of an aorta's radius round it lies on enough edge, so there is no reference to start from."""
+    hu, _, _, labels = phantom()
+    node = distance_mm(ASCENDING[0] + 24.0 / SPACING[1], ASCENDING[1])
+    for k in CORE:  # move the core 24 mm behind the vessel's centre, onto the node
+        labels[k][distance_mm(ASCENDING[0] - 5.0 / SPACING[1], ASCENDING[1]) <= 6.0] = 0
+        labels[k][node <= 6.0] = AORTA
+        paint(hu, k, node, 6.0)
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS)
+    assert np.array_equal(out, labels) and "no round edge" in report.reason, report.reason
+
+
+def test_another_structures_voxels_are_never_taken_and_stop_the_track():
+    hu, truth, _, labels = phantom()
+    labels[12, int(ASCENDING[0]), int(ASCENDING[1])] = LEFT_IMA
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS)
+    assert out[12, int(ASCENDING[0]), int(ASCENDING[1])] == LEFT_IMA
+    drawn = np.nonzero(((out == AORTA) & truth).any(axis=(1, 2)))[0]
+    assert drawn.min() == 13 and "another structure at slice 12" in report.reason
+
+
+def test_the_grid_may_run_feet_first():
+    hu, _, _, labels = phantom()
+    reference, _ = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS)
+    out, report = follow_unenhanced_ascending_aorta(labels[::-1].copy(), LS, hu[::-1].copy(), SPACING,
+                                                    np.diag([1.0, 1.0, -1.0]))
+    assert report.followed and np.array_equal(out, reference[::-1])
+
+
+def test_the_radius_is_bound_to_the_adult_ascending_aortas():
+    """A radius range that excludes the vessel's 16 mm finds no circle round the core."""
+    hu, _, _, labels = phantom()
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS,
+                                                    settings=AortaFollowSettings(ascending_radius_mm=(20.0, 25.0)))
+    assert not report.followed and np.array_equal(out, labels)
+
+
+def test_bad_input_is_refused_with_a_reason():
+    hu, _, _, labels = phantom()
+    with pytest.raises(InputError, match="differ in shape"):
+        follow_unenhanced_ascending_aorta(labels, LS, hu[:-1], SPACING, LPS)
+    with pytest.raises(InputError, match="no structure 'vena_cava'"):
+        follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS, key="vena_cava")
