@@ -1,6 +1,7 @@
 """Follow an artery slice by slice from what a network found: the thin enhanced IMAs along their lumen from their pieces
 (:func:`follow_thin_arteries`), the descending aorta below its lower end, enhanced or not
-(:func:`follow_descending_aorta`).
+(:func:`follow_descending_aorta`), and an unenhanced ascending aorta at its width
+(:func:`follow_unenhanced_ascending_aorta`).
 
 On a contrast-enhanced CT an internal mammary artery (IMA) is a 1.5-3 mm bright dot (250-400 HU) in the
 fat and muscle behind the costal cartilages, on every axial slice from the subclavian artery to the
@@ -21,7 +22,7 @@ below ``min_peak_hu`` (an unenhanced scan: blood 30-60 HU) is left as the networ
 
 This is classical seeded vessel tracking after a network's detection, not a learnt model: it can only
 follow what is bright on the scan and connected to a detected piece. Measured in docs/segmentation.md
-("Following the IMA lumen", "Following the descending aorta").
+("Following the IMA lumen", "Following the descending aorta", "Following the unenhanced ascending aorta").
 """
 
 from __future__ import annotations
