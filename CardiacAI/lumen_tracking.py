@@ -565,6 +565,19 @@ class _AortaFollower:
         return _CircleFit(np.array([j + rows.start, i + cols.start], float), float(radius), float(votes[n, j, i]),
                           disc)
 
+    def _edge_level(self, blood: float, fat: np.ndarray, too_little: str) -> float | None:
+        """The unenhanced aorta's edge level (HU): halfway between the blood's HU and the median of ``fat`` (the HU
+        of the fat voxels near the aorta, 1-D), recorded in the report with the fat's median; None, with the reason
+        (``too_little`` first), when there are fewer than ``min_fat_voxels`` of them."""
+        s = self.settings
+        if fat.size < s.min_fat_voxels:
+            self.report.reason = (f"{too_little} to find its edge ({fat.size} voxels of {s.fat_hu[0]:.0f} to "
+                                  f"{s.fat_hu[1]:.0f} HU)")
+            return None
+        background = float(np.median(fat))
+        self.report.background_hu, self.report.level_hu = background, background + 0.5 * (blood - background)
+        return self.report.level_hu
+
     def _follow_circles(self, k: int, fit: _CircleFit, reference_radius: float, level: float, step: int,
                         join: np.ndarray | None = None) -> str:
         """Draw the circle fitted on each slice from slice k + ``step`` on (``step`` -1: down, +1: up), each
@@ -705,14 +718,10 @@ class _DescendingAortaFollower(_AortaFollower):
         """Follow an unenhanced descending aorta down as a circle fitted to its edge with the fat and the lung
         (see :class:`AortaFollowSettings`), from the lowest reference slice to where the edge gives out."""
         s, report = self.settings, self.report
-        fat = ring_hu[(ring_hu >= s.fat_hu[0]) & (ring_hu <= s.fat_hu[1])]
-        if fat.size < s.min_fat_voxels:
-            report.reason = (f"unenhanced, and too little fat beside the aorta to find its edge ({fat.size} voxels "
-                             f"of {s.fat_hu[0]:.0f} to {s.fat_hu[1]:.0f} HU)")
+        level = self._edge_level(blood, ring_hu[(ring_hu >= s.fat_hu[0]) & (ring_hu <= s.fat_hu[1])],
+                                 "unenhanced, and too little fat beside the aorta")
+        if level is None:
             return
-        background = float(np.median(fat))
-        level = background + 0.5 * (blood - background)
-        report.background_hu, report.level_hu = background, level
         fits = []
         for k, section in reference:
             r = self._radius(section)
@@ -857,14 +866,9 @@ class _AscendingAortaFollower(_AortaFollower):
             report.reason = (f"not unenhanced blood ({blood:.0f} HU, outside {low:.0f}-{high:.0f}): the network's "
                              "ascending aorta is kept as drawn")
             return
-        fat = self._fat_near(chain)
-        if fat.size < s.min_fat_voxels:
-            report.reason = (f"too little fat near the ascending aorta to find its edge ({fat.size} voxels of "
-                             f"{s.fat_hu[0]:.0f} to {s.fat_hu[1]:.0f} HU)")
+        level = self._edge_level(blood, self._fat_near(chain), "too little fat near the ascending aorta")
+        if level is None:
             return
-        background = float(np.median(fat))
-        level = background + 0.5 * (blood - background)
-        report.background_hu, report.level_hu = background, level
         self.opening_mm = s.ascending_opening_mm
         fits = []
         for k, section in chain:
