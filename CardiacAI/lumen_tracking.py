@@ -486,6 +486,12 @@ def follow_unenhanced_ascending_aorta(labelmap: np.ndarray, label_set, ct_hu: np
                                settings)
 
 
+#: The aorta followers by their catalog key under ``lumen_tracking``, in the order the pipeline runs them (the
+#: ascending one joins what the descending one drew).
+AORTA_FOLLOWERS = {"descending_aorta": follow_descending_aorta,
+                   "unenhanced_ascending_aorta": follow_unenhanced_ascending_aorta}
+
+
 def _run_aorta_follower(follower, labelmap, label_set, ct_hu, spacing_ijk, direction, key: str,
                         settings: AortaFollowSettings) -> tuple[np.ndarray, AortaFollowReport]:
     """Run ``follower`` (an :class:`_AortaFollower` class) on a view of a copy of the label map with the long
@@ -518,12 +524,14 @@ class _AortaFollower:
     """What both aorta followers share: slices of a view with the long axis first, superior up (writes into
     ``labels``), the circle fit, drawing."""
 
+    #: the radius (mm) of the opening of each circle's tissue (see _fit_disc); none for the descending aorta
+    opening_mm = 0.0
+
     def __init__(self, labels, hu, value, sp, ap_in_slice, forward, settings: AortaFollowSettings,
                  report: AortaFollowReport):
         self.labels, self.hu, self.value, self.sp = labels, hu, value, sp
         self.ap_in_slice, self.forward, self.settings, self.report = ap_in_slice, forward, settings, report
         self.pixel_mm2 = sp[1] * sp[2]
-        self.opening_mm = 0.0  # the radius (mm) of the opening of each circle's tissue (see _fit_disc)
 
     def _draw(self, k: int, section: np.ndarray) -> None:
         """Label ``section``'s background voxels on slice k as aorta, counting the slice when it held none."""
@@ -849,6 +857,10 @@ class _DescendingAortaFollower(_AortaFollower):
 class _AscendingAortaFollower(_AortaFollower):
     """One run of :func:`follow_unenhanced_ascending_aorta`."""
 
+    @property
+    def opening_mm(self) -> float:
+        return self.settings.ascending_opening_mm
+
     def __call__(self) -> None:
         s, report = self.settings, self.report
         mask = self.labels == self.value
@@ -869,7 +881,6 @@ class _AscendingAortaFollower(_AortaFollower):
         level = self._edge_level(blood, self._fat_near(chain), "too little fat near the ascending aorta")
         if level is None:
             return
-        self.opening_mm = s.ascending_opening_mm
         fits = []
         for k, section in chain:
             # the network's core may lie off the vessel's centre: search as far as its own radius beyond the step

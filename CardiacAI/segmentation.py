@@ -497,8 +497,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     OperationCancelled: ``cancel`` was set.
     """
     from .models import ModelCatalog
-    from .lumen_tracking import (TrackingSettings, follow_descending_aorta, follow_thin_arteries,
-                                 follow_unenhanced_ascending_aorta)
+    from .lumen_tracking import AORTA_FOLLOWERS, TrackingSettings, follow_thin_arteries
     from .perivascular import add_perivascular_regions
     from .postprocess import (body_mask_from_ct, clean_labelmap, keep_components_overlapping,
                               remove_pieces_behind_lung, remove_pieces_in_bone, remove_pieces_off_midline,
@@ -604,19 +603,14 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
                                                         long_axis=long_axis, keys=entry.lumen_tracking["structures"],
                                                         settings=settings)
             tracking.update({key: r.as_dict(slice_mm) for key, r in reports.items()})
-        if entry.lumen_tracking and entry.lumen_tracking.get("descending_aorta"):
+        for part, follow in AORTA_FOLLOWERS.items():
             # the network may stop the aorta at the diaphragm while the enhanced lumen runs on down the abdomen,
-            # or (unenhanced) leave gaps in it and draw it thin
-            key = entry.lumen_tracking["descending_aorta"]
-            labels[roi], aorta_report = follow_descending_aorta(labels[roi], label_set, region.array, image.spacing,
-                                                                image.direction, key=key)
-            tracking["descending_aorta"] = {"structure": key, **aorta_report.as_dict(slice_mm)}
-        if entry.lumen_tracking and entry.lumen_tracking.get("unenhanced_ascending_aorta"):
-            # without contrast the network may find only a thin core of the ascending aorta
-            key = entry.lumen_tracking["unenhanced_ascending_aorta"]
-            labels[roi], ascending_report = follow_unenhanced_ascending_aorta(
-                labels[roi], label_set, region.array, image.spacing, image.direction, key=key)
-            tracking["unenhanced_ascending_aorta"] = {"structure": key, **ascending_report.as_dict(slice_mm)}
+            # or (unenhanced) leave gaps in the descending aorta, draw it thin, and find only a core of the ascending
+            key = (entry.lumen_tracking or {}).get(part)
+            if key:
+                labels[roi], aorta_report = follow(labels[roi], label_set, region.array, image.spacing,
+                                                   image.direction, key=key)
+                tracking[part] = {"structure": key, **aorta_report.as_dict(slice_mm)}
         timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t
         return labels, region
 

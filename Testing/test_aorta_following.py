@@ -13,6 +13,8 @@ from CardiacAI.labels import get_label_set
 from CardiacAI.lumen_tracking import AortaFollowSettings, follow_descending_aorta
 from CardiacAI.metrics import dice_coefficient as dice
 
+from aorta_phantoms import distance_mm as phantom_distance_mm, paint as paint_disc
+
 LS = get_label_set("ima-aorta")
 AORTA = LS.by_key("aorta").value
 LEFT_IMA = LS.by_key("left_internal_mammary_artery").value
@@ -31,14 +33,12 @@ def centre(k):
 
 def disc_distance(cj, ci):
     """Distance in mm of every voxel of a slice from (cj, ci)."""
-    jj, ii = np.mgrid[0:SHAPE[1], 0:SHAPE[2]]
-    return np.hypot((jj - cj) * SPACING[1], (ii - ci) * SPACING[0])
+    return phantom_distance_mm(SHAPE[1:], SPACING, cj, ci)
 
 
 def paint(hu, k, distance, radius_mm, value=LUMEN_HU):
-    """Paint a lumen of ``radius_mm`` with a 0.5 mm soft edge (partial volume) onto slice k."""
-    edge = 0.5 * (1.0 - np.tanh((distance - radius_mm) / 0.5))
-    hu[k] = np.maximum(hu[k], FAT_HU + (value - FAT_HU) * edge)
+    """Paint a disc of ``radius_mm`` with a 0.5 mm soft edge (partial volume) onto slice k, over the fat."""
+    paint_disc(hu, k, distance, radius_mm, value, FAT_HU)
 
 
 def phantom(lumen_hu=LUMEN_HU, split_below=None, seed=0):

@@ -78,18 +78,16 @@ def score_case(protocol: str, seed: int, cut_mm: float, catalog, spacing, gap_mm
             "report": report.as_dict(slice_mm)}
 
 
-AORTA_FOLLOWING = ("descending_aorta", "unenhanced_ascending_aorta")
-
-
-def catalog_without_aorta_following(path: Path, parts=AORTA_FOLLOWING):
+def catalog_without_aorta_following(path: Path, parts=None):
     """The catalog at ``path`` with these parts of every model's ``lumen_tracking`` removed (default: both aorta
     followers: the network's own aorta and, where set, IMA lumen tracking)."""
+    from CardiacAI.lumen_tracking import AORTA_FOLLOWERS
     from CardiacAI.models.catalog import ModelCatalog
 
     data = json.loads(path.read_text())
     for item in data["models"]:
         tracking = item.get("lumen_tracking") or {}
-        for part in parts:
+        for part in parts or AORTA_FOLLOWERS:
             tracking.pop(part, None)
         if not tracking:
             item.pop("lumen_tracking", None)

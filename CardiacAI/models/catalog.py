@@ -474,8 +474,8 @@ def _entry_from_json(item: dict[str, Any], index: int, catalog_dir: Path, source
     tracking = item.get("lumen_tracking", {})
     problems.extend(_structure_key_problems(item["label_set"], "lumen_tracking",
                                             [*tracking.get("structures", []),
-                                             *(tracking[part] for part in ("descending_aorta", "unenhanced_ascending_aorta")
-                                               if part in tracking)]))
+                                             # the aorta followers' parts name a structure each
+                                             *(value for value in tracking.values() if isinstance(value, str))]))
     if problems:
         raise ModelError(f"{where}: " + "; ".join(problems), "fix the entry or its card so they agree")
 
