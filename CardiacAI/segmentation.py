@@ -499,7 +499,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     from .models import ModelCatalog
     from .lumen_tracking import AORTA_FOLLOWERS, TrackingSettings, follow_thin_arteries
     from .perivascular import add_perivascular_regions
-    from .postprocess import (body_mask_from_ct, clean_labelmap, keep_components_overlapping,
+    from .postprocess import (body_mask_from_ct, clean_labelmap, keep_components_overlapping, remove_branches_above,
                               remove_pieces_behind_lung, remove_pieces_in_bone, remove_pieces_off_midline,
                               structure_presence)
 
@@ -611,6 +611,8 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
                 labels[roi], aorta_report = follow(labels[roi], label_set, region.array, image.spacing,
                                                    image.direction, key=key)
                 tracking[part] = {"structure": key, **aorta_report.as_dict(slice_mm)}
+        # after the followers have drawn the aorta at its width: a narrower piece above its arch is a branch
+        labels[roi] = remove_branches_above(labels[roi], label_set, image.spacing, image.direction)
         timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t
         return labels, region
 

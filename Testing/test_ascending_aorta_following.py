@@ -98,6 +98,59 @@ def test_the_ascending_aorta_is_drawn_whole_from_the_heart_to_the_arch():
     assert (aorta | (labels != AORTA)).all()  # the network's voxels all stay
 
 
+def test_vessels_the_network_took_for_aorta_beside_it_are_removed():
+    """Below the arch the aorta crosses a slice twice: a third aorta cross-section on a slice the track drew, the
+    pulmonary trunk touching the ascending aorta or a separate vein beside it (LIDC-IDRI-0002: vessels at the left
+    and the right hilum), is another vessel and is removed; the descending aorta and the network's
+    arch stay whole."""
+    hu, truth, trunk, labels = phantom()
+    vein = distance_mm(ASCENDING[0], ASCENDING[1] - 26.0 / SPACING[0]) <= 6.0  # 26 mm to the right, 4 mm of fat between
+    for k in TRUNK_SLICES:
+        labels[k][trunk[k]] = AORTA
+        labels[k][vein] = AORTA
+        paint(hu, k, distance_mm(ASCENDING[0], ASCENDING[1] - 26.0 / SPACING[0]), 6.0)
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS)
+    aorta = out == AORTA
+    assert report.followed, report.reason
+    assert not (aorta & trunk).any() and not aorta[:, vein].any()
+    voxel_ml = np.prod(SPACING) / 1000.0
+    assert report.removed_ml == pytest.approx((trunk.sum() + vein.sum() * len(TRUNK_SLICES)) * voxel_ml)
+    assert report.as_dict(SPACING[2])["removed_ml"] == round(report.removed_ml, 2)
+    descending = distance_mm(*DESCENDING[:2]) <= DESCENDING[2]
+    assert aorta[:, descending].all() and (aorta[ARCH_FROM:] | (labels[ARCH_FROM:] != AORTA)).all()
+    for k in range(HEART_BELOW, ARCH_FROM):
+        assert dice(aorta[k] & (distance_mm(*ASCENDING[:2]) <= 25.0), truth[k]) >= 0.9, k
+
+
+def test_the_network_drawing_the_aorta_a_little_wider_than_the_circle_is_kept():
+    """Where the network draws the aorta 2 mm wider than the circle fitting its edge (partial volume, a thick
+    wall), its rim is the vessel's edge, not another vessel: nothing of it is removed."""
+    hu, _, _, labels = phantom()
+    wide = distance_mm(*ASCENDING[:2]) <= ASCENDING[2] + 2.0
+    for k in CORE:
+        labels[k][wide] = AORTA
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS)
+    assert report.followed and report.removed_ml == 0.0
+    assert ((out == AORTA) | (labels != AORTA)).all()
+
+
+def test_the_arch_reaching_back_behind_the_circle_is_kept():
+    """Just below the arch the network's ascending aorta reaches back towards the descending aorta (the arch's
+    underside, joined to the arch above): that is aorta beside the circle, and it stays."""
+    hu, truth, _, labels = phantom()
+    jj, ii = np.mgrid[0:SHAPE[1], 0:SHAPE[2]]
+    towards_back = (_band(jj, ii, ASCENDING, DESCENDING) <= ASCENDING[2] * 0.8) & (jj <= 60)
+    for k in range(CORE.stop, ARCH_FROM):  # the core runs up to the arch, with the underside behind its top
+        labels[k][distance_mm(ASCENDING[0] - 5.0 / SPACING[1], ASCENDING[1]) <= 6.0] = AORTA
+        if k >= ARCH_FROM - 2:
+            labels[k][towards_back] = AORTA
+            hu[k][towards_back] = BLOOD_HU
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS)
+    assert report.followed and f"joined the network's aorta at slice {ARCH_FROM}" in report.reason
+    assert report.removed_ml == 0.0
+    assert ((out == AORTA) | (labels != AORTA)).all()
+
+
 def test_an_enhanced_ascending_aorta_is_left_as_the_network_drew_it():
     """With contrast the network draws the lumen itself (LIDC-IDRI-0001): nothing is changed."""
     hu, _, _, labels = phantom(blood_hu=400.0)

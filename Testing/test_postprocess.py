@@ -731,6 +731,42 @@ def test_aorta_pieces_far_from_the_midline_are_removed_and_the_rest_kept():
     assert (labels[5:10, 10:20, 239 - 205:239 - 194] == 4).all()  # the input is left as it was
 
 
+@pytest.mark.parametrize("head_first", [True, False])
+def test_a_narrow_aorta_piece_above_the_arch_is_a_branch_and_is_removed(head_first):
+    """LIDC-IDRI-0002: the network took an artery of the arch (a left common carotid or subclavian artery, 8.8 mm
+    wide) for aorta 14-38 mm above the arch. An aorta piece narrower than 16 mm lying more than 10 mm above the
+    aorta is removed; one as narrow but not above the aorta (a gap piece of the descending aorta) and one only
+    7.5 mm above it stay; an IMA up there is not touched. A piece as wide as the aorta above it is its arch (where
+    the network missed the arch's foot): it stays, and what lies below its top is not above the aorta. Slices of
+    2.5 mm, k towards the head (or the feet: the same grid reversed)."""
+    from CardiacAI.postprocess import remove_branches_above
+
+    labels = np.zeros((40, 60, 60), np.uint8)
+    labels[0:20, 10:40, 10:40] = 4  # the aorta: 30 x 30 voxels of 0.7 mm, 21 mm wide
+    labels[2:6, 50:56, 50:56] = 4  # a narrow piece beside it, below its top: stays
+    labels[22:25, 20:26, 45:51] = 4  # narrow, 7.5 mm above the aorta's top: stays
+    branch = (slice(25, 35), slice(20, 30), slice(20, 30))  # 7 mm wide, 15 mm above: a branch
+    labels[branch] = 4
+    labels[30:38, 2:4, 2:4] = 1
+    direction = np.eye(3) if head_first else np.diag([1.0, 1.0, -1.0])
+
+    def removed(grid):
+        flip = (lambda a: a) if head_first else (lambda a: a[::-1].copy())
+        out = remove_branches_above(flip(grid), get_label_set("ima-aorta"), SPACING_IJK, direction)
+        return flip(out)
+
+    kept = labels.copy()
+    kept[branch] = 0
+    np.testing.assert_array_equal(removed(labels), kept)
+    assert (labels[branch] == 4).all()  # the input is left as it was
+    arch = labels.copy()
+    arch[36:40, 35:60, 30:60] = 4  # 20 mm wide (median), 40 mm above the aorta's top
+    np.testing.assert_array_equal(removed(arch), arch)
+    no_wide = np.where(labels == 4, 0, labels)
+    no_wide[branch] = 4
+    np.testing.assert_array_equal(removed(no_wide), no_wide)  # no aorta to measure against
+
+
 @pytest.mark.parametrize("anterior_first", [True, False])
 def test_the_lung_rule_equals_its_definition_on_random_maps(anterior_first):
     """remove_pieces_behind_lung reads only the columns through a structure's voxels; the result must be what
