@@ -936,9 +936,11 @@ class _AscendingAortaFollower(_AortaFollower):
             beyond[k - first] = beside[k - first] & ~ndi.binary_dilation(disc, _disc(self.settings.beside_rim_mm / px))
         if not beyond.any():
             return
-        pieces, _ = ndi.label(beside, structure=np.ones((3, 3, 3), bool))
-        near = descending[max(first - 1, 0):first + beside.shape[0] + 1]
-        touching = ndi.binary_dilation(near, np.ones((3, 3, 3), bool))[first - max(first - 1, 0):][:beside.shape[0]]
+        cube = np.ones((3, 3, 3), bool)
+        pieces, _ = ndi.label(beside, structure=cube)
+        below = max(first - 1, 0)  # the descending aorta one slice beyond the drawn ones touches them too
+        around = ndi.binary_dilation(descending[below:first + len(beside) + 1], cube)
+        touching = around[first - below:first - below + len(beside)]
         keep = np.unique(pieces[beside & touching])
         gone_ids = np.setdiff1d(np.unique(pieces[beyond]), keep)
         gone = np.isin(pieces, gone_ids[gone_ids > 0])
