@@ -547,14 +547,12 @@ class _AortaFollower:
         self.labels, self.hu, self.value, self.sp = labels, hu, value, sp
         self.ap_in_slice, self.forward, self.settings, self.report = ap_in_slice, forward, settings, report
         self.pixel_mm2 = sp[1] * sp[2]
-        self.drawn: list[tuple[int, np.ndarray]] = []  # (slice, section) in the order drawn
 
     def _draw(self, k: int, section: np.ndarray) -> None:
         """Label ``section``'s background voxels on slice k as aorta, counting the slice when it held none."""
         if not (self.labels[k] == self.value).any():
             self.report.slices_added += 1
         self.labels[k][section & (self.labels[k] == 0)] = self.value
-        self.drawn.append((k, section))
 
     def _fit_disc(self, k: int, centre, radius_mm: tuple[float, float], step_mm: float,
                   level: float) -> _CircleFit | None:
@@ -877,6 +875,14 @@ class _AscendingAortaFollower(_AortaFollower):
     @property
     def opening_mm(self) -> float:
         return self.settings.ascending_opening_mm
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.drawn: list[tuple[int, np.ndarray]] = []  # (slice, disc) in the order drawn, for _remove_beside
+
+    def _draw(self, k: int, section: np.ndarray) -> None:
+        super()._draw(k, section)
+        self.drawn.append((k, section))
 
     def __call__(self) -> None:
         s, report = self.settings, self.report
