@@ -83,11 +83,11 @@ def test_whole_heart_on_real_chest_ct(case, request):
 
 @pytest.mark.parametrize("model_id", [None, "ima-aorta-se-swin"])
 def test_aorta_and_imas_on_a_synthetic_cta_test_scan(model_id):
-    """The default ima-aorta-unet 0.7.0 and the SE + Swin ima-aorta-se-swin 0.1.0 on a test scan with a chest CT's
+    """The default ima-aorta-unet 0.7.0 and the SE + Swin ima-aorta-se-swin 0.2.0 on a test scan with a chest CT's
     voxel size (0.7 x 0.7 x 2.5 mm), both with the pipeline's lumen tracking and aorta followers: measured aorta
-    0.952 / 0.948, left IMA 0.697 / 0.709, right IMA 0.670 / 0.750 on this seed of generator 0.2.12 (2026-11-23,
-    seventeenth session; SE + Swin without them missed the lowest 80 mm of the bent body's aorta, 0.889, and this test
-    was an expected failure for it). Earlier: aorta 0.954 / 0.889, left IMA 0.587 / 0.558, right IMA 0.651 / 0.530
+    0.952 / 0.967, left IMA 0.697 / 0.718, right IMA 0.670 / 0.746 on this seed of generator 0.2.12 (2026-11-23,
+    eighteenth session; SE + Swin 0.1.0: 0.948, 0.709, 0.750; without the followers it missed the lowest 80 mm of the
+    bent body's aorta, 0.889, and this test was an expected failure for it). Earlier: aorta 0.954 / 0.889, left IMA 0.587 / 0.558, right IMA 0.651 / 0.530
     on this seed of generator 0.2.11 (2026-11-22, ninth session, the U-Net in windows of up to 96 x 160 x 120; with 96³
     windows 0.964, 0.571, 0.648; U-Net 0.6.0 on it: 0.967, 0.569, 0.637; on generator 0.2.10, with
     intercostal muscle in front of the IMAs, SE + Swin's left IMA 0.545, the rest the same) (U-Net 0.5.0 on generator 0.2.9,
@@ -141,10 +141,7 @@ def test_ima_aorta_on_real_contrast_ct(lidc1_image):
         key = f"{side}_internal_mammary_artery"
         artery = lab == ls.by_key(key).value
         assert result.presence[key].present
-        course = tracks[side]
-        for k, j, i in zip(*np.nonzero(artery)):
-            assert k in course, f"{side} IMA voxel on slice {k}, beyond the real artery's slices"
-            assert np.hypot(j - course[k][0], i - course[k][1]) * pixel <= 3.5, (side, k, j, i, course[k])
+        _assert_on_track(artery, tracks[side], pixel, side)
         length_mm = np.count_nonzero(artery.any(axis=(1, 2))) * lidc1_image.spacing[2]
         assert length_mm >= min_length_mm, f"the {side} IMA along {length_mm} mm only"
         tracked = result.run["lumen_tracking"][key]
@@ -171,6 +168,42 @@ def test_ima_aorta_on_real_contrast_ct(lidc1_image):
     for row in result.measurements:
         voxels = np.count_nonzero(lab == row["value"])
         assert row["volume_ml"] == pytest.approx(voxels * lidc1_image.voxel_volume_ml, abs=1e-3), row["key"]
+
+
+def test_se_swin_on_real_contrast_ct(lidc1_image):
+    """The SE + Swin model (offered beside the default U-Net) on LIDC-IDRI-0001, with the pipeline's lumen tracking
+    and aorta followers. Measured with 0.2.0 (2026-11-23, eighteenth session): the left IMA on slices 60-108
+    (122.5 mm), every voxel within 3 mm of the real artery's track; no right IMA (its network finds no piece of it
+    to follow); the descending aorta on every slice of the tracked lumen (Dice in the 10 mm tube 0.958,
+    benchmarks/real_aorta_check.py). 0.1.0 labelled the left IMA on slices 60-110 with 26 of its 429 voxels more
+    than 3 mm from the track, some beyond 3.5 mm (this test's left-IMA check fails it)."""
+    _shipped("ima-aorta")
+    result = segment(lidc1_image, "ima-aorta", model_id="ima-aorta-se-swin", prefer_gpu=False)
+    assert result.run["model"]["id"] == "ima-aorta-se-swin"
+    lab, ls = result.labelmap.array, result.label_set
+    tracks = _real_ima_tracks(lidc1_image)
+    pixel = float(lidc1_image.spacing[0])
+    left = lab == ls.by_key("left_internal_mammary_artery").value
+    _assert_on_track(left, tracks["left"], pixel, "left")
+    length_mm = np.count_nonzero(left.any(axis=(1, 2))) * lidc1_image.spacing[2]
+    assert length_mm >= 110.0, f"the left IMA along {length_mm} mm only"
+    right = lab == ls.by_key("right_internal_mammary_artery").value
+    _assert_on_track(right, tracks["right"], pixel, "right")  # absent, or on the artery
+    # The descending aorta is drawn along all of its lumen: at least 80 % of it on every slice (measured: 0.83 at
+    # slice 63, where the network's aorta meets the followed one; 0.90-1.00 elsewhere) and 95 % of it in all.
+    aorta = lab == ls.by_key("aorta").value
+    lumen = _real_descending_aorta_lumen(lidc1_image)
+    for k in np.nonzero(lumen.any(axis=(1, 2)))[0]:
+        assert np.count_nonzero(aorta[k] & lumen[k]) >= 0.8 * np.count_nonzero(lumen[k]), k
+    assert np.count_nonzero(aorta & lumen) >= 0.95 * np.count_nonzero(lumen)
+
+
+def _assert_on_track(artery: np.ndarray, course: dict[int, tuple[int, int]], pixel_mm: float, side: str) -> None:
+    """Every voxel of ``artery`` (bool, K, J, I) lies on a slice the real artery's track reaches, within 3.5 mm of it
+    (the track is the brightest voxel, which may sit at one side of the 2-2.5 mm lumen)."""
+    for k, j, i in zip(*np.nonzero(artery)):
+        assert k in course, f"{side} IMA voxel on slice {k}, beyond the real artery's slices"
+        assert np.hypot(j - course[k][0], i - course[k][1]) * pixel_mm <= 3.5, (side, k, j, i, course[k])
 
 
 def test_ima_aorta_on_real_noncontrast_ct(lidc2_image):

@@ -46,10 +46,16 @@ for which in ${WHICH[@]}; do
         --lr 3e-4 --val-every 500 --val-seeds 100000-100005 --seed 207 \
         --init-from "$OUT/whole-heart-densevnet-cycle3/model.pt" ;;
     ima-aorta-se-swin)  # the IMA/aorta paper's network, offered beside the default U-Net: SE-CNN and Swin levels
-      # alternating, with a stride-2 stem so a step costs 0.27 s on 2 cores (1.39 s without); one cosine cycle of
-      # 15000 steps from random weights (66 min); its weights are its best validation (step 13000)
-      "${CLI[@]}" --output "$OUT/ima-aorta-se-swin" "${IMA_DATA[@]}" --network se_swin \
-        --network-params '{"stem_stride": 2}' --val-every 500 --steps 15000 --max-minutes 70 --seed 401 ;;
+      # alternating, with a stride-2 stem so a step costs 0.27 s on 2 cores (1.39 s without). Two cosine cycles:
+      # 15000 steps from random weights (0.1.0, generator 0.2.5; 66 min; its best validation, step 13000), then
+      # 7400 steps from those weights at batch 4 on 80 cases (0.2.0, generator 0.2.12; run on a lent H100 with
+      # --device cuda in 18 min, 0.12 s a step beside a second run; on this CPU expect about an hour and a half).
+      SWIN=("${IMA_DATA[@]}" --network se_swin --network-params '{"stem_stride": 2}')
+      "${CLI[@]}" --output "$OUT/ima-aorta-se-swin-cycle1" "${SWIN[@]}" --val-every 500 --steps 15000 \
+        --max-minutes 70 --seed 401
+      "${CLI[@]}" --output "$OUT/ima-aorta-se-swin" "${SWIN[@]}" --batch-size 4 --train-cases 80 --lr 1e-3 \
+        --val-every 600 --steps 7400 --max-minutes 120 --seed 411 \
+        --init-from "$OUT/ima-aorta-se-swin-cycle1/model.pt" ;;
     ima-aorta)  # the U-Net, the task's default.
       # Eight cosine cycles, each from the previous one's weights: 4000 steps from random weights, 6000
       # more (0.2.0), 9000 more after generator 0.2.2 moved the IMAs to the sternum's depth, 5000 more
