@@ -86,8 +86,9 @@ def test_aorta_and_imas_on_a_synthetic_cta_test_scan(model_id):
     """The default ima-aorta-unet 0.7.0 and the SE + Swin ima-aorta-se-swin 0.2.0 on a test scan with a chest CT's
     voxel size (0.7 x 0.7 x 2.5 mm), both with the pipeline's lumen tracking and aorta followers: measured aorta
     0.952 / 0.967, left IMA 0.697 / 0.718, right IMA 0.670 / 0.746 on this seed of generator 0.2.12 (2026-11-23,
-    eighteenth session; SE + Swin 0.1.0: 0.948, 0.709, 0.750; without the followers it missed the lowest 80 mm of the
-    bent body's aorta, 0.889, and this test was an expected failure for it). Earlier: aorta 0.954 / 0.889, left IMA 0.587 / 0.558, right IMA 0.651 / 0.530
+    eighteenth session; SE + Swin 0.1.0: 0.948, 0.709, 0.750; without the followers it missed the lowest 80 mm of
+    the bent body's aorta, 0.889, and this test was an expected failure for it). Earlier: aorta 0.954 / 0.889, left
+    IMA 0.587 / 0.558, right IMA 0.651 / 0.530
     on this seed of generator 0.2.11 (2026-11-22, ninth session, the U-Net in windows of up to 96 x 160 x 120; with 96³
     windows 0.964, 0.571, 0.648; U-Net 0.6.0 on it: 0.967, 0.569, 0.637; on generator 0.2.10, with
     intercostal muscle in front of the IMAs, SE + Swin's left IMA 0.545, the rest the same) (U-Net 0.5.0 on generator 0.2.9,

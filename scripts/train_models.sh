@@ -49,7 +49,8 @@ for which in ${WHICH[@]}; do
       # alternating, with a stride-2 stem so a step costs 0.27 s on 2 cores (1.39 s without). Two cosine cycles:
       # 15000 steps from random weights (0.1.0, generator 0.2.5; 66 min; its best validation, step 13000), then
       # 7400 steps from those weights at batch 4 on 80 cases (0.2.0, generator 0.2.12; run on a lent H100 with
-      # --device cuda in 18 min, 0.12 s a step beside a second run; on this CPU expect about an hour and a half).
+      # --device cuda in 18 min, 0.12 s a step beside a second run; not run on a CPU, where its batch of 4 makes a
+      # step slower than the first cycle's 0.27 s).
       SWIN=("${IMA_DATA[@]}" --network se_swin --network-params '{"stem_stride": 2}')
       "${CLI[@]}" --output "$OUT/ima-aorta-se-swin-cycle1" "${SWIN[@]}" --val-every 500 --steps 15000 \
         --max-minutes 70 --seed 401
