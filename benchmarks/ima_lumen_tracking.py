@@ -6,12 +6,12 @@ brightest voxel within 2 mm of the last one, from starting points placed by eye 
 simple tracker jumps onto the cartilage, so its track is read in two stretches, below (from slice 75) and
 above (from slice 95); the picture written with --picture shows both tracks and the labels for checking by eye.
 
-Runs one-click IMA/aorta segmentation (the catalog's default model, or --catalog) and prints per artery:
+Runs one-click IMA/aorta segmentation (the catalog's default model, or --model / --catalog) and prints per artery:
 the reference track's slices, the slices labelled before lumen tracking (the network's pieces after the anatomy
 rules; from the run record) and after, the labelled slices within 3 mm of the track, and the labelled voxels
 farther than 3 mm from it (a voxel on a slice the track does not reach counts as farther).
 
-Usage: python benchmarks/ima_lumen_tracking.py [--catalog CATALOG.json] [--picture PNG]
+Usage: python benchmarks/ima_lumen_tracking.py [--model ID] [--catalog CATALOG.json] [--picture PNG]
 Not a test: it describes one real scan.
 """
 
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ima_real_probe import REAL, STARTS, track  # noqa: E402
+from model_choice import add_model_arguments, chosen_model  # noqa: E402
 
 #: (start (k, j, i), slices) of each stretch of the reference tracks, read off the scan.
 STRETCHES = {
@@ -102,11 +103,10 @@ def picture(path: Path, hu: np.ndarray, labels: np.ndarray, tracks, spacing_ijk)
 
 def main(argv=None) -> int:
     from CardiacAI.io import read_image
-    from CardiacAI.models import ModelCatalog
     from CardiacAI.segmentation import segment
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--catalog", type=Path, help="catalog file (default: the packaged one)")
+    add_model_arguments(ap)
     ap.add_argument("--picture", type=Path, help="write the straightened views to this PNG")
     args = ap.parse_args(argv)
     if not REAL.is_dir():
@@ -114,7 +114,8 @@ def main(argv=None) -> int:
         return 1
     image = read_image(REAL)
     hu = image.array
-    result = segment(image, "ima-aorta", catalog=ModelCatalog.load(args.catalog) if args.catalog else None,
+    catalog, entry = chosen_model(args)
+    result = segment(image, "ima-aorta", model_id=entry.id, version=entry.version, catalog=catalog,
                      prefer_gpu=False)
     labels = result.labelmap.array
     tracked = result.run.get("lumen_tracking", {})

@@ -56,20 +56,18 @@ def main(argv=None) -> int:
 
     from CardiacAI.inference import choose_device
     from CardiacAI.io import read_image
-    from CardiacAI.models import ModelCatalog
     from CardiacAI.segmentation import crop_image, load_network
+    from model_choice import add_model_arguments, chosen_model
     from CardiacAI.training.preprocessing import normalise_intensity, to_model_grid
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", type=Path, help="a state dict of the same network (default: the shipped model)")
-    ap.add_argument("--model", help="catalog model id (default: the task's default)")
-    ap.add_argument("--catalog", type=Path, help="catalog file (default: the packaged one)")
+    add_model_arguments(ap)
     args = ap.parse_args(argv)
     if not REAL.is_dir():
         print(f"LIDC-IDRI-0001 not found at {REAL}")
         return 1
-    catalog = ModelCatalog.load(args.catalog)
-    entry = catalog.get(args.model) if args.model else catalog.default_for("ima-aorta")
+    _, entry = chosen_model(args)
     net = load_network(entry, choose_device(False).device)
     if args.weights:
         state = torch.load(args.weights, map_location="cpu", weights_only=False)

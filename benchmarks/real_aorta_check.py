@@ -229,9 +229,10 @@ def pictures(hu: np.ndarray, lumen: np.ndarray, aorta: np.ndarray | None, spacin
 
 
 def main(argv=None) -> int:
+    from model_choice import add_model_arguments, chosen_model
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="catalog model id (default: the task's default)")
-    ap.add_argument("--catalog", type=Path, help="catalog file (default: the packaged one)")
+    add_model_arguments(ap)
     ap.add_argument("--reference-only", action="store_true", help="track the lumen and draw it; run no model")
     ap.add_argument("--pictures", type=Path, help="folder for the review pictures")
     ap.add_argument("--json", type=Path, help="write the scores here")
@@ -250,11 +251,9 @@ def main(argv=None) -> int:
     aorta = None
     scores: dict = {}
     if not args.reference_only:
-        from CardiacAI.models import ModelCatalog
         from CardiacAI.segmentation import segment
 
-        catalog = ModelCatalog.load(args.catalog)
-        entry = catalog.get(args.model) if args.model else catalog.default_for("ima-aorta")
+        catalog, entry = chosen_model(args)
         result = segment(image, "ima-aorta", model_id=entry.id, version=entry.version, catalog=catalog,
                          prefer_gpu=False)
         aorta = result.labelmap.array == result.label_set.by_key("aorta").value

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import real_aorta_check  # noqa: E402  (the lumen reference and the scan's location)
+from model_choice import add_model_arguments, chosen_model  # noqa: E402
 
 #: Slices probed: LIDC-IDRI-0001's lowest 70 (0-69; the aortic root's lowest slice is 60).
 LOWER_SLICES = 70
@@ -87,8 +88,7 @@ def aorta_probability(image, entry, net, device) -> np.ndarray:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="catalog model id (default: the task's default)")
-    ap.add_argument("--catalog", type=Path, help="catalog file (default: the packaged one)")
+    add_model_arguments(ap)
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
     if not real_aorta_check.REAL.is_dir():
@@ -98,7 +98,6 @@ def main(argv=None) -> int:
 
     from CardiacAI.inference import choose_device
     from CardiacAI.io import read_image
-    from CardiacAI.models import ModelCatalog
     from CardiacAI.postprocess import body_mask_from_ct
     from CardiacAI.segmentation import crop_image, load_network
 
@@ -109,8 +108,7 @@ def main(argv=None) -> int:
     for k in range(LOWER_SLICES):
         if lumen[k].any():
             centres[k] = np.argwhere(lumen[k]).mean(axis=0)
-    catalog = ModelCatalog.load(args.catalog)
-    entry = catalog.get(args.model) if args.model else catalog.default_for("ima-aorta")
+    _, entry = chosen_model(args)
     device = choose_device(False)
     net = load_network(entry, "cpu")
     body = body_mask_from_ct(image)[:LOWER_SLICES]
