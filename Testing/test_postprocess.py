@@ -767,6 +767,45 @@ def test_a_narrow_aorta_piece_above_the_arch_is_a_branch_and_is_removed(head_fir
     np.testing.assert_array_equal(removed(no_wide), no_wide)  # no aorta to measure against
 
 
+@pytest.mark.parametrize("head_first", [True, False])
+def test_a_wide_part_joined_to_the_arch_through_a_neck_above_it_is_a_branch_and_is_removed(head_first):
+    """LIDC-IDRI-0002 with the SE + Swin model: 9.6 mL of the arch's left branches and the tissue between them,
+    19 mm across, taken for aorta and joined to the arch's top through an 8-9 mm neck, so one piece with it and as
+    wide as the aorta. The part beyond a neck that lies wholly above the aorta's body, and reaches more than 10 mm
+    above it, is removed with its neck; the aorta stays. Not removed: the same part joined to the aorta as wide as
+    it (the aorta itself, going on up), a part beyond a neck beside the aorta rather than wholly above it, even
+    one reaching higher (an ascending aorta joined to the descending through a thin arch; LIDC-IDRI-0001's with a
+    5 mm ball), and a part reaching only 10 mm above. Slices of 2.5 mm."""
+    from CardiacAI.postprocess import remove_branches_above
+
+    labels = np.zeros((40, 70, 70), np.uint8)
+    labels[0:20, 10:40, 10:40] = 4  # the aorta's body: 30 x 30 voxels of 0.7 mm, 21 mm wide, top k = 19
+    labels[20:22, 22:28, 22:28] = 4  # a neck 4.2 mm across
+    labels[22:34, 11:39, 11:39] = 4  # 19.6 mm wide, reaching 35 mm above the body's top
+    labels[30:38, 2:4, 2:4] = 1  # an IMA up there
+    direction = np.eye(3) if head_first else np.diag([1.0, 1.0, -1.0])
+
+    def removed(grid):
+        flip = (lambda a: a) if head_first else (lambda a: a[::-1].copy())
+        return flip(remove_branches_above(flip(grid), get_label_set("ima-aorta"), SPACING_IJK, direction))
+
+    kept = labels.copy()
+    kept[20:34][kept[20:34] == 4] = 0
+    np.testing.assert_array_equal(removed(labels), kept)
+    assert (labels[22:34, 11:39, 11:39] == 4).all()  # the input is left as it was
+    going_on = labels.copy()
+    going_on[20:22, 10:40, 10:40] = 4  # no neck: the aorta going on up
+    np.testing.assert_array_equal(removed(going_on), going_on)
+    beside = kept.copy()
+    beside[10:12, 24:27, 40:46] = 4  # a neck at mid-height
+    beside[4:30, 15:40, 46:70] = 4  # beyond it, 17 mm wide, from below the body's top to 25 mm above it
+    np.testing.assert_array_equal(removed(beside), beside)
+    low = kept.copy()
+    low[20:21, 22:28, 22:28] = 4
+    low[21:24, 11:39, 11:39] = 4  # beyond the neck, reaching 10 mm above the body's top: not more
+    np.testing.assert_array_equal(removed(low), low)
+
+
 @pytest.mark.parametrize("anterior_first", [True, False])
 def test_the_lung_rule_equals_its_definition_on_random_maps(anterior_first):
     """remove_pieces_behind_lung reads only the columns through a structure's voxels; the result must be what
