@@ -822,8 +822,8 @@ def remove_branches_above(labelmap: np.ndarray, label_set, spacing_ijk, directio
     highest one and which reaches more than the gap above it is a branch: it is removed with the piece's voxels above
     the body's highest slice that join it (its neck). ``labelmap``: integer (K, J, I) with the values of
     ``label_set``; ``spacing_ijk``: voxel size (i, j, k) in mm; ``direction``: the grid's (3, 3) LPS direction
-    cosines (column n: index axis i, j, k), for the superior direction. Structures not in ``label_set`` are skipped. Returns a new label map; raises InputError for a
-    non-integer label map."""
+    cosines (column n: index axis i, j, k), for the superior direction. Structures not in ``label_set`` are
+    skipped. Returns a new label map; raises InputError for a non-integer label map."""
     out = _checked_copy(labelmap)
     long_axis, superior_up = array_axis_along(direction, 2)
     spacing_kji = _spacing(spacing_ijk)[::-1]
@@ -874,19 +874,15 @@ def _neck_branches(piece: np.ndarray, ball: np.ndarray, step, long_axis: int, su
     if not superior_up:  # count slices upwards
         piece = np.flip(piece, long_axis)
     sub = tuple(slice(None, None, int(n)) for n in step)
-    pad = np.array(ball.shape) // 2
-    opened = ndi.binary_opening(np.pad(piece[sub], [(r, r) for r in pad]), ball)
-    opened = opened[tuple(slice(r, r + n) for r, n in zip(pad, piece[sub].shape))]
-    parts, count = ndi.label(opened, _structure(3))
+    # outside the box counts as background (border_value 0), so the opening needs no padding
+    parts, count = ndi.label(ndi.binary_opening(piece[sub], ball), _structure(3))
     if count < 2:
         return None
-    sizes = np.bincount(parts.ravel(), minlength=count + 1)[1:]
-    body = int(sizes.argmax()) + 1
-    other_axes = tuple(a for a in range(3) if a != long_axis)
-    slices_of = [np.flatnonzero(np.any(parts == n, axis=other_axes)) for n in range(1, count + 1)]
-    top = slices_of[body - 1].max()
-    branches = [n for n in range(1, count + 1)
-                if n != body and slices_of[n - 1].min() > top and slices_of[n - 1].max() - top > gap_slices]
+    body = int(np.bincount(parts.ravel())[1:].argmax()) + 1
+    extents = [box[long_axis] for box in ndi.find_objects(parts)]  # each part's slices, lowest to highest + 1
+    top = extents[body - 1].stop - 1
+    branches = [n for n, extent in enumerate(extents, 1)
+                if n != body and extent.start > top and extent.stop - 1 - top > gap_slices]
     if not branches:
         return None
     above = piece.copy()
