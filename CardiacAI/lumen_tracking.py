@@ -364,6 +364,8 @@ class AortaFollowSettings:
     ``ascending_radius_mm``, the edge level halfway to the fat within ``fat_search_mm`` of the network's core, each
     circle's tissue opened by a disc of ``ascending_opening_mm`` (a pericardial sheath comes off); the network's
     aorta beside it on its slices, in pieces reaching more than ``beside_rim_mm`` beyond the circle, is removed.
+    Where its circles give out at the turn into the arch, the ascending aorta is joined over the arch's top to the
+    network's arch up to ``arch_reach_mm`` above the last circle, when that arch lies within ``arch_gap_mm`` of it.
     """
 
     min_lumen_hu: float = 150.0
@@ -397,6 +399,8 @@ class AortaFollowSettings:
     fat_search_mm: float = 20.0
     ascending_opening_mm: float = 3.0
     beside_rim_mm: float = 3.0
+    arch_reach_mm: float = 30.0
+    arch_gap_mm: float = 20.0
 
 
 @dataclasses.dataclass
@@ -404,7 +408,8 @@ class AortaFollowReport:
     """What following the descending aorta did: the slices on which it drew aorta where the network had none
     (below its lower end, or in a gap), the lumen's and the surrounding tissue's HU (unenhanced: the fat's), the
     half-maximum level, the edge offset (mm; None when unenhanced, the circle being the vessel's outer edge), the
-    network's aorta removed beside the followed aorta (mL; only the ascending follower removes any), and why it
+    network's aorta removed beside the followed aorta (mL; only the ascending follower removes any), the aorta it
+    added joining the ascending aorta to the network's arch over the arch's top (mL; the ascending follower), and why it
     stopped or did not start (``reason``)."""
 
     followed: bool = False
@@ -415,6 +420,7 @@ class AortaFollowReport:
     level_hu: float | None = None
     edge_offset_mm: float | None = None
     removed_ml: float = 0.0
+    joined_over_arch_ml: float = 0.0
 
     def as_dict(self, slice_mm: float) -> dict:
         """The report for the run record; ``slice_mm`` is the slice spacing along the long axis (mm)."""
@@ -423,7 +429,7 @@ class AortaFollowReport:
         return {"followed": self.followed, "reason": self.reason, "slices_added": self.slices_added,
                 "length_added_mm": round(self.slices_added * slice_mm, 1), **rounded,
                 "edge_offset_mm": None if self.edge_offset_mm is None else round(self.edge_offset_mm, 2),
-                "removed_ml": round(self.removed_ml, 2)}
+                "removed_ml": round(self.removed_ml, 2), "joined_over_arch_ml": round(self.joined_over_arch_ml, 2)}
 
 
 def follow_descending_aorta(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, spacing_ijk, direction, *,
@@ -547,6 +553,7 @@ class _AortaFollower:
         self.labels, self.hu, self.value, self.sp = labels, hu, value, sp
         self.ap_in_slice, self.forward, self.settings, self.report = ap_in_slice, forward, settings, report
         self.pixel_mm2 = sp[1] * sp[2]
+        self.last_fit: tuple[int, _CircleFit] | None = None  # the last circle _follow_circles drew, with its slice
 
     def _draw(self, k: int, section: np.ndarray) -> None:
         """Label ``section``'s background voxels on slice k as aorta, counting the slice when it held none."""
@@ -622,6 +629,7 @@ class _AortaFollower:
             if (fit.disc & others).any():
                 return f"the aorta met another structure at slice {k}"
             self._draw(k, fit.disc)
+            self.last_fit = (k, fit)
             if join is not None and (fit.disc & join[k]).any():
                 return f"joined the network's aorta at slice {k}"
         return ""
@@ -918,10 +926,82 @@ class _AscendingAortaFollower(_AortaFollower):
         k, fit = min(fits, key=lambda kf: abs(kf[1].radius_mm - reference_radius))
         report.followed = True
         self._draw(k, fit.disc)
+        self.last_fit = (k, fit)
         up = self._follow_circles(k, fit, reference_radius, level, +1, join=descending) or "reached the scan's top"
+        top = self.last_fit
         down = self._follow_circles(k, fit, reference_radius, level, -1) or "reached the scan's lower edge"
         report.reason = f"up: {up}; down: {down}"
         self._remove_beside(descending)
+        if up.startswith("the aorta's edge gave out"):  # not where it met the arch, another structure or the top
+            report.reason += f"; arch: {self._join_over_the_arch(*top, level, descending)}"
+
+    def _join_over_the_arch(self, k_top: int, top: _CircleFit, level: float, descending: np.ndarray) -> str:
+        """Join the ascending aorta to the network's arch over the arch's top, above slice ``k_top`` where the
+        circle track gave out (``top``: its last circle); returns what it did, for the report.
+
+        Where the ascending aorta turns into the arch its axial cross-section stretches back and to the left
+        towards the descending aorta, so no circle fits it; without contrast the network may label only the
+        arch's back part (LIDC-IDRI-0002: slices 181-192, where the two pieces lie 1-2 mm apart). On each slice
+        above the last circle, up to ``arch_reach_mm`` above it, the arch is the soft tissue (at or above the
+        edge level, opened by ``ascending_opening_mm``; other structures' voxels left out) within the last
+        circle's radius of the segment from its centre to the nearest voxel of the network's arch (``descending``
+        on that slice: at least ``min_section_mm2``, within ``arch_gap_mm`` of the circle), joined to that arch
+        and reaching within half a radius of the circle's centre. It stops where the network's arch ends, lies
+        too far, or no soft tissue joins the two."""
+        s = self.settings
+        px = float(np.mean(self.sp[1:]))
+        centre, radius = top.centre, top.radius_mm
+        last = k_top + int(round(s.arch_reach_mm / self.sp[0]))
+        joined, why = [], f"reached {s.arch_reach_mm:.0f} mm above the last circle"
+        if last >= self.labels.shape[0]:
+            last, why = self.labels.shape[0] - 1, "reached the scan's top"
+        for k in range(k_top + 1, last + 1):
+            arch = descending[k]
+            if arch.sum() * self.pixel_mm2 < s.min_section_mm2:
+                why = f"the network's arch ends at slice {k}"
+                break
+            around = np.zeros_like(arch)  # the window holds the last circle and the network's arch
+            cj, ci = int(round(centre[0])), int(round(centre[1]))
+            around[np.clip(cj, 0, arch.shape[0] - 1), np.clip(ci, 0, arch.shape[1] - 1)] = True
+            rows, cols = self._window(arch | around, radius + s.arch_gap_mm + 2 * px)
+            origin = (rows.start, cols.start)
+            network = arch[rows, cols]
+            from_centre = self._distance_mm(network.shape, centre, origin)
+            jj, ii = np.nonzero(network)
+            nearest = int(np.argmin(from_centre[jj, ii]))
+            if from_centre[jj[nearest], ii[nearest]] > radius + s.arch_gap_mm:
+                why = f"the network's arch lies more than {s.arch_gap_mm:.0f} mm beyond the circle at slice {k}"
+                break
+            capsule = self._segment_distance_mm(network.shape, centre - origin, (jj[nearest], ii[nearest])) <= radius
+            smoothed = ndi.gaussian_filter(self.hu[k][rows, cols].astype(np.float32), s.edge_smoothing_mm / px)
+            labels = self.labels[k][rows, cols]
+            tissue = capsule & (smoothed >= level) & ((labels == 0) | (labels == self.value))
+            tissue = ndi.binary_opening(tissue, _disc(s.ascending_opening_mm / px))
+            pieces, _ = ndi.label(tissue | network)
+            bridge = (pieces == pieces[jj[nearest], ii[nearest]]) & tissue
+            if not (bridge & (from_centre <= radius / 2)).any():
+                why = f"no soft tissue joins the ascending aorta to the network's arch at slice {k}"
+                break
+            section = np.zeros(arch.shape, bool)
+            section[rows, cols] = bridge
+            before = int((self.labels[k] == self.value).sum())
+            self._draw(k, section)
+            joined.append((k, int((self.labels[k] == self.value).sum()) - before))
+        if not joined:
+            return f"not joined to the network's arch ({why})"
+        self.report.joined_over_arch_ml = sum(n for _, n in joined) * self.pixel_mm2 * self.sp[0] / 1000.0
+        return (f"joined to the network's arch over its top on slices {joined[0][0]}-{joined[-1][0]} "
+                f"({self.report.joined_over_arch_ml:.1f} mL; then {why})")
+
+    def _segment_distance_mm(self, shape, start, end) -> np.ndarray:
+        """Distance (mm) of each voxel of a (rows, columns) window from the segment between two points (row,
+        column) of it."""
+        scale = np.array(self.sp[1:], float)
+        jj, ii = np.indices(shape)
+        p = (np.stack([jj - start[0], ii - start[1]], -1)) * scale
+        v = (np.asarray(end, float) - np.asarray(start, float)) * scale
+        t = np.clip(p @ v / max(float(v @ v), 1e-9), 0.0, 1.0)
+        return np.linalg.norm(p - t[..., None] * v, axis=-1)
 
     def _remove_beside(self, descending: np.ndarray) -> None:
         """On the slices drawn, remove the aorta that is neither in the drawn disc nor in ``descending`` (bool

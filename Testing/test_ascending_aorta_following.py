@@ -151,6 +151,70 @@ def test_the_arch_reaching_back_behind_the_circle_is_kept():
     assert ((out == AORTA) | (labels != AORTA)).all()
 
 
+def arch_phantom(fat_across=False):
+    """The phantom with an arch as the real one turns: above ARCH_FROM its cross-section stretches from 10 mm
+    behind the ascending aorta's centre back to the descending aorta, as wide as the ascending aorta, so no circle
+    fits it; the network labels only its back part (from 49 mm behind the front of the ascending aorta), as the
+    U-Net labels LIDC-IDRI-0002's arch. ``fat_across``: a 5 mm band of fat cuts the arch across in front of the
+    network's part. (CT in HU, the arch's and the descending aorta's true cross-section on those slices (bool
+    (J, I)), the network's labels.)"""
+    hu, _, _, labels = phantom()
+    jj, ii = np.mgrid[0:SHAPE[1], 0:SHAPE[2]]
+    behind = (ASCENDING[0] + 10.0 / SPACING[1], ASCENDING[1], ASCENDING[2])
+    arch = _band(jj, ii, behind, DESCENDING)
+    drawn = _band(jj, ii, ASCENDING, DESCENDING) <= ASCENDING[2] * 0.8  # phantom()'s arch, replaced
+    descending = distance_mm(*DESCENDING[:2]) <= DESCENDING[2]
+    noise = np.random.default_rng(1).normal(0.0, 10.0, (SHAPE[0] - ARCH_FROM,) + SHAPE[1:]).astype(np.float32)
+    for k in range(ARCH_FROM, SHAPE[0]):
+        hu[k][drawn] = FAT_HU
+        labels[k][drawn] = 0
+        paint(hu, k, arch, ASCENDING[2])
+        if fat_across:
+            hu[k][(jj >= 55) & (jj < 62)] = FAT_HU
+        hu[k] += noise[k - ARCH_FROM]
+        labels[k][(arch <= ASCENDING[2]) & (jj >= 70) | descending] = AORTA
+    return hu, (arch <= ASCENDING[2]) | descending, labels
+
+
+def test_where_the_circles_give_out_at_the_turn_the_ascending_aorta_is_joined_over_the_arch():
+    """Where the ascending aorta turns into the arch no circle fits its cross-section and the track stops; the
+    network has only the arch's back part (LIDC-IDRI-0002, slices 181-192): the soft tissue between the last circle
+    and the network's arch is drawn, so the aorta is one vessel, and nothing beyond the arch's edge is taken."""
+    from scipy import ndimage
+
+    hu, arch, labels = arch_phantom()
+    other = (ARCH_FROM + 2, int(ASCENDING[0]) + 20, int(ASCENDING[1]))  # another structure's voxel in the arch
+    labels[other] = LEFT_IMA
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS)
+    aorta = out == AORTA
+    assert report.followed, report.reason
+    assert f"edge gave out at slice {ARCH_FROM}" in report.reason
+    assert f"joined to the network's arch over its top on slices {ARCH_FROM}-{SHAPE[0] - 1}" in report.reason
+    for k in range(ARCH_FROM, SHAPE[0]):
+        assert dice(aorta[k], arch) >= 0.95, k
+        assert not (aorta[k] & ~ndimage.binary_dilation(arch)).any(), k
+    assert ndimage.label(aorta, np.ones((3, 3, 3)))[1] == 1
+    assert out[other] == LEFT_IMA
+    assert ((out == AORTA) | (labels != AORTA)).all()
+    added = np.count_nonzero(aorta[ARCH_FROM:] & (labels[ARCH_FROM:] != AORTA)) * np.prod(SPACING) / 1000.0
+    assert report.joined_over_arch_ml == pytest.approx(added)
+    assert report.as_dict(SPACING[2])["joined_over_arch_ml"] == round(added, 2)
+
+
+def test_the_arch_is_not_joined_across_fat_or_far_beyond_the_circle():
+    """The join draws only soft tissue connecting the two: with fat across the arch nothing is drawn above the
+    last circle, and neither when the network's arch lies farther from the circle than ``arch_gap_mm``."""
+    hu, _, labels = arch_phantom(fat_across=True)
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS)
+    assert report.followed and "no soft tissue joins" in report.reason, report.reason
+    assert np.array_equal(out[ARCH_FROM:], labels[ARCH_FROM:]) and report.joined_over_arch_ml == 0.0
+    hu, _, labels = arch_phantom()
+    out, report = follow_unenhanced_ascending_aorta(labels, LS, hu, SPACING, LPS,
+                                                    settings=AortaFollowSettings(arch_gap_mm=5.0))
+    assert "lies more than 5 mm beyond the circle" in report.reason, report.reason
+    assert np.array_equal(out[ARCH_FROM:], labels[ARCH_FROM:])
+
+
 def test_an_enhanced_ascending_aorta_is_left_as_the_network_drew_it():
     """With contrast the network draws the lumen itself (LIDC-IDRI-0001): nothing is changed."""
     hu, _, _, labels = phantom(blood_hu=400.0)

@@ -4,9 +4,10 @@ The IMA/aorta network draws LIDC-IDRI-0002's descending aorta thin (a 6-9 mm rad
 leaves a gap in it just above the diaphragm; of its ascending aorta (about 35 mm across) it finds only a thin core.
 The pipeline follows the unenhanced descending aorta down as the circle fitting its edge with the fat and the lung
 (:func:`CardiacAI.lumen_tracking.follow_descending_aorta`) and draws the ascending aorta as the circle fitting its
-edge (:func:`CardiacAI.lumen_tracking.follow_unenhanced_ascending_aorta`). This script runs the one-click pipeline
-with one of those steps off (``--step``: the catalog's ``lumen_tracking.descending_aorta`` or
-``unenhanced_ascending_aorta`` removed) and with every step on, and reports for both:
+edge (:func:`CardiacAI.lumen_tracking.follow_unenhanced_ascending_aorta`), then joins it over the arch's top to the
+network's arch where the circles give out at the turn. This script runs the one-click pipeline with one of those
+steps off (``--step``: the catalog's ``lumen_tracking.descending_aorta`` or ``unenhanced_ascending_aorta`` removed;
+``arch``: the ascending step without its join over the arch) and with every step on, and reports for both:
 
 * the slices of the descending aorta's largest 3D piece (from the arch down) and the slices with no aorta between
   the arch and the network's lowest slice (gaps);
@@ -17,7 +18,7 @@ with one of those steps off (``--step``: the catalog's ``lumen_tracking.descendi
 No reference labels exist for this scan; ``--pictures`` writes axial crops of the slices where the two differ
 (without the step: red, with it: yellow), which are how the result was reviewed.
 
-Usage: python benchmarks/real_aorta_unenhanced.py [--step descending|ascending] [--scan DICOM_DIR] [--pictures DIR]
+Usage: python benchmarks/real_aorta_unenhanced.py [--step descending|ascending|arch] [--scan DICOM_DIR] [--pictures DIR]
        [--json F]
 Not a test: it describes one real scan.
 """
@@ -25,6 +26,8 @@ Not a test: it describes one real scan.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import sys
 from pathlib import Path
@@ -35,8 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_SCAN = ROOT.parent / "shared" / "data" / "chest-ct" / "LIDC-IDRI-0002"
 #: --step: (the catalog's lumen_tracking part switched off in the baseline, what the pictures show)
+#: ("arch": the ascending step's join over the arch's top, switched off by a zero ``arch_reach_mm``)
 STEPS = {"descending": ("descending_aorta", "descending aorta"),
-         "ascending": ("unenhanced_ascending_aorta", "ascending aorta")}
+         "ascending": ("unenhanced_ascending_aorta", "ascending aorta"),
+         "arch": ("unenhanced_ascending_aorta", "arch joined over its top")}
 
 
 def describe(aorta: np.ndarray, spacing_ijk) -> dict:
@@ -73,9 +78,13 @@ def main(argv=None) -> int:
     image = read_image(args.scan)
     pixel_mm2 = float(image.spacing[0] * image.spacing[1])
     part, _ = STEPS[args.step]
-    runs = {"network": segment(image, "ima-aorta", catalog=catalog_without_aorta_following(DEFAULT_CATALOG_PATH, (part,)),
-                               prefer_gpu=False),
-            "followed": segment(image, "ima-aorta", prefer_gpu=False)}
+    if args.step == "arch":
+        with _without_the_arch_join():
+            baseline = segment(image, "ima-aorta", prefer_gpu=False)
+    else:
+        baseline = segment(image, "ima-aorta", catalog=catalog_without_aorta_following(DEFAULT_CATALOG_PATH, (part,)),
+                           prefer_gpu=False)
+    runs = {"network": baseline, "followed": segment(image, "ima-aorta", prefer_gpu=False)}
     masks = {name: r.labelmap.array == r.label_set.by_key("aorta").value for name, r in runs.items()}
     out = {name: describe(mask, image.spacing) for name, mask in masks.items()}
     out["record"] = runs["followed"].run["lumen_tracking"][part]
@@ -99,6 +108,21 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     return 0
+
+
+@contextlib.contextmanager
+def _without_the_arch_join():
+    """The pipeline's unenhanced ascending aorta step without its join over the arch (``arch_reach_mm`` 0)."""
+    from CardiacAI import lumen_tracking as lt
+
+    followers = lt.AORTA_FOLLOWERS
+    original = followers["unenhanced_ascending_aorta"]
+    followers["unenhanced_ascending_aorta"] = functools.partial(
+        original, settings=lt.AortaFollowSettings(arch_reach_mm=0.0))
+    try:
+        yield
+    finally:
+        followers["unenhanced_ascending_aorta"] = original
 
 
 def _diameters(before: np.ndarray, after: np.ndarray, pixel_mm2: float) -> list[float]:
