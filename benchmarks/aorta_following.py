@@ -34,25 +34,32 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def segmented_case(protocol: str, seed: int, catalog, spacing):
+    """One generated whole-chest scan through the IMA/aorta pipeline: (the scan (Image), the label set, the aorta's
+    value, the generator's aorta (bool (K, J, I)), the pipeline's labels without the perivascular regions (which
+    are computed from the vessels, after any step a benchmark re-runs))."""
+    from CardiacAI.segmentation import segment
+    from CardiacAI.synthetic import GeneratorConfig, generate_case
+
+    case = generate_case(seed, GeneratorConfig(protocol=protocol, spacing_mm=spacing, fov="chest"))
+    result = segment(case.image, "ima-aorta", catalog=catalog, prefer_gpu=False)
+    label_set = result.label_set
+    value = label_set.by_key("aorta").value
+    labels = result.labelmap.array.copy()
+    for structure in label_set.structures:
+        if structure.derived_from:
+            labels[labels == structure.value] = 0
+    return case.image, label_set, value, case.task_labels("ima-aorta").array == value, labels
+
+
 def score_case(protocol: str, seed: int, cut_mm: float, catalog, spacing, gap_mm: float | None = None) -> dict:
     """Run the pipeline on one generated scan, cut its aorta (below ``cut_mm``, or in the ``gap_mm`` below it),
     follow it and score (see the module docstring)."""
     from CardiacAI.coordinates import array_axis_along
     from CardiacAI.lumen_tracking import follow_descending_aorta
     from CardiacAI.metrics import dice_coefficient as dice
-    from CardiacAI.segmentation import segment
-    from CardiacAI.synthetic import GeneratorConfig, generate_case
 
-    case = generate_case(seed, GeneratorConfig(protocol=protocol, spacing_mm=spacing, fov="chest"))
-    image = case.image
-    result = segment(image, "ima-aorta", catalog=catalog, prefer_gpu=False)
-    label_set = result.label_set
-    aorta_value = label_set.by_key("aorta").value
-    truth = case.task_labels("ima-aorta").array == aorta_value
-    labels = result.labelmap.array.copy()
-    for structure in label_set.structures:  # the perivascular regions come after the vessels
-        if structure.derived_from:
-            labels[labels == structure.value] = 0
+    image, label_set, aorta_value, truth, labels = segmented_case(protocol, seed, catalog, spacing)
     axis, superior_up = array_axis_along(image.direction, 2)
     slice_mm = float(np.asarray(image.spacing)[::-1][axis])
     cut = int(round(cut_mm / slice_mm))

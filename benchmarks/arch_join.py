@@ -59,23 +59,13 @@ def score_case(protocol: str, seed: int, catalog, spacing) -> dict:
     score (see the module docstring)."""
     from scipy import ndimage as ndi
 
+    from aorta_following import segmented_case
     from CardiacAI.lumen_tracking import AortaFollowSettings, follow_unenhanced_ascending_aorta
     from CardiacAI.metrics import dice_coefficient as dice
-    from CardiacAI.segmentation import segment
-    from CardiacAI.synthetic import GeneratorConfig, generate_case
 
-    case = generate_case(seed, GeneratorConfig(protocol=protocol, spacing_mm=spacing, fov="chest"))
-    image = case.image
+    image, label_set, value, truth, labels = segmented_case(protocol, seed, catalog, spacing)
     if not np.allclose(image.direction, np.eye(3)):
         raise ValueError("expected the generator's LPS-aligned grid (k towards the head, j towards the back)")
-    result = segment(image, "ima-aorta", catalog=catalog, prefer_gpu=False)
-    label_set = result.label_set
-    value = label_set.by_key("aorta").value
-    truth = case.task_labels("ima-aorta").array == value
-    labels = result.labelmap.array.copy()
-    for structure in label_set.structures:  # the perivascular regions come after the vessels
-        if structure.derived_from:
-            labels[labels == structure.value] = 0
     pixel_mm2 = float(spacing[0] * spacing[1])
     below, top, ascending, descending = arch_slices(truth, pixel_mm2)
     arch = slice(below + 1, top + 1)
