@@ -496,12 +496,16 @@ def follow_unenhanced_ascending_aorta(labelmap: np.ndarray, label_set, ct_hu: np
     the track drew, the network's aorta outside the disc is removed in the pieces (connected through those slices)
     that reach more than ``beside_rim_mm`` beyond it and neither belong to nor touch the network's aorta connected
     to the descending aorta (the arch's underside does) (LIDC-IDRI-0002: vessels at the right and the left hilum
-    beside the ascending aorta, 2.1 and 1.1 mL). Nothing is done on an enhanced scan (the
-    network draws the enhanced lumen), or when the network finds no ascending aorta.
+    beside the ascending aorta, 2.1 and 1.1 mL). Where the circles give out on the way up, at the turn into the
+    arch, the ascending aorta is joined over the arch's top to the network's arch through the soft tissue between
+    them, up to ``arch_reach_mm`` above the last circle (LIDC-IDRI-0002: slices 181-191, 15.5 mL; the aorta one
+    piece). Nothing is done on an enhanced scan (the network draws the enhanced lumen), or when the network finds
+    no ascending aorta.
 
     Parameters and errors as :func:`follow_descending_aorta`. Returns (a new label map, :class:`AortaFollowReport`):
     ``slices_added`` counts the slices that held no aorta before, ``removed_ml`` the aorta removed beside the
-    ascending aorta; no other structure's voxel changes.
+    ascending aorta, ``joined_over_arch_ml`` the aorta added over the arch's top; no other structure's voxel
+    changes.
     """
     return _run_aorta_follower(_AscendingAortaFollower, labelmap, label_set, ct_hu, spacing_ijk, direction, key,
                                settings)
