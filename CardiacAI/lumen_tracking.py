@@ -580,8 +580,7 @@ class _AortaFollower:
         cj, ci = int(round(centre[0])), int(round(centre[1]))
         rows = slice(max(cj - reach, 0), min(cj + reach + 1, J))
         cols = slice(max(ci - reach, 0), min(ci + reach + 1, I))
-        smoothed = ndi.gaussian_filter(self.hu[k][rows, cols].astype(np.float32), self.settings.edge_smoothing_mm / px)
-        tissue = smoothed >= level
+        tissue = self._tissue(k, rows, cols, level)
         edge = tissue & ~ndi.binary_erosion(tissue)
         if not edge.any():
             return None
@@ -598,6 +597,13 @@ class _AortaFollower:
             disc[rows, cols] = inside == np.argmax(np.bincount(inside.ravel())[1:]) + 1
         return _CircleFit(np.array([j + rows.start, i + cols.start], float), float(radius), float(votes[n, j, i]),
                           disc)
+
+    def _tissue(self, k: int, rows: slice, cols: slice, level: float) -> np.ndarray:
+        """bool (rows, columns): the voxels of slice k's window at or above ``level`` (HU) after a Gaussian of
+        ``edge_smoothing_mm``: the unenhanced aorta's soft tissue, whose edge the circles are fitted to."""
+        px = float(np.mean(self.sp[1:]))
+        smoothed = ndi.gaussian_filter(self.hu[k][rows, cols].astype(np.float32), self.settings.edge_smoothing_mm / px)
+        return smoothed >= level
 
     def _edge_level(self, blood: float, fat: np.ndarray, too_little: str) -> float | None:
         """The unenhanced aorta's edge level (HU): halfway between the blood's HU and the median of ``fat`` (the HU
@@ -977,9 +983,8 @@ class _AscendingAortaFollower(_AortaFollower):
                 why = f"the network's arch lies more than {s.arch_gap_mm:.0f} mm beyond the circle at slice {k}"
                 break
             capsule = self._segment_distance_mm(network.shape, centre - origin, (jj[nearest], ii[nearest])) <= radius
-            smoothed = ndi.gaussian_filter(self.hu[k][rows, cols].astype(np.float32), s.edge_smoothing_mm / px)
             labels = self.labels[k][rows, cols]
-            tissue = capsule & (smoothed >= level) & ((labels == 0) | (labels == self.value))
+            tissue = capsule & self._tissue(k, rows, cols, level) & ((labels == 0) | (labels == self.value))
             tissue = ndi.binary_opening(tissue, _disc(s.ascending_opening_mm / px))
             pieces, _ = ndi.label(tissue | network)
             bridge = (pieces == pieces[jj[nearest], ii[nearest]]) & tissue

@@ -858,7 +858,7 @@ def remove_branches_above(labelmap: np.ndarray, label_set, spacing_ijk, directio
     ball = _ball(neck_radius_mm, spacing_kji * step)
     for value, box in boxes:  # the boxes before the rule above still hold every remaining piece
         gap_mm = specs[value][0]
-        pieces, count = ndi.label(out[box] == value, _structure(3))
+        pieces, _ = ndi.label(out[box] == value, _structure(3))
         for index, piece_box in enumerate(ndi.find_objects(pieces), 1):
             piece = pieces[piece_box] == index
             neck = _neck_branches(piece, ball, step, long_axis, superior_up, gap_mm / slice_mm)
