@@ -52,6 +52,7 @@ from scipy import ndimage as ndi
 
 from .errors import InputError
 from .image import Image
+from .postprocess import label_boxes
 
 #: Smallest local diameter used (mm): a vessel segmented one voxel thin still gets a region.
 DEFAULT_MIN_DIAMETER_MM = 1.0
@@ -185,11 +186,15 @@ def add_perivascular_regions(labelmap, label_set=None, body_mask: np.ndarray | N
     extra = _mask(exclude_mask, "exclude_mask", array.shape)
 
     out = array.copy()
-    out[(out == values[PERI_IMA_KEY]) | (out == values[PERIAORTIC_KEY])] = 0
-    # one pass over the grid for every vessel's bounding box
+    # one pass over the grid for every label's bounding box; the old regions are cleared inside theirs
+    boxes = label_boxes(out, max(values.values()))
+    for key in (PERI_IMA_KEY, PERIAORTIC_KEY):
+        box = boxes[values[key] - 1]
+        if box is not None:
+            old = out[box]
+            old[old == values[key]] = 0
     vessel_values = [values[AORTA_KEY], *(values[k] for k in IMA_KEYS)]
-    vessel_boxes = ndi.find_objects(out, max_label=max(vessel_values))
-    found = [vessel_boxes[v - 1] for v in vessel_values if v <= len(vessel_boxes) and vessel_boxes[v - 1] is not None]
+    found = [boxes[v - 1] for v in vessel_values if v <= len(boxes) and boxes[v - 1] is not None]
     if not found:
         return labelmap.with_array(out) if isinstance(labelmap, Image) else out
     # A region reaches at most max_distance_mm and half a voxel beyond its vessel, and every step that follows
@@ -209,7 +214,7 @@ def add_perivascular_regions(labelmap, label_set=None, body_mask: np.ndarray | N
 
     def regions_of(key):
         value = values[key]
-        box = vessel_boxes[value - 1] if value <= len(vessel_boxes) else None
+        box = boxes[value - 1] if value <= len(boxes) else None
         if box is None:
             return []
         box = tuple(slice(b.start - o, b.stop - o) for b, o in zip(box, offset))

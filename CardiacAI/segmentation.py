@@ -38,6 +38,7 @@ from .coordinates import array_axis_along
 from .errors import InputError, OperationCancelled
 from .image import Image, check_ct_volume
 from .inference import (
+    CPU_CHANNELS_LAST,
     ProgressCallback,
     choose_device,
     labels_from_probabilities,
@@ -110,6 +111,9 @@ def import_inference_libraries(*, freeze: bool = False) -> float:
 def load_network(entry, device: str = "cpu"):
     """Build the network a catalog entry describes and load its checked weights (eval mode).
 
+    On the CPU the weights are kept channels-last (NDHWC, ``torch.channels_last_3d``), the memory format
+    oneDNN's 3D convolutions run fastest in (:data:`CardiacAI.inference.CPU_CHANNELS_LAST`).
+
     Raises ModelError when the weights are missing, fail their sha256 check, or do not fit.
     """
     import torch
@@ -125,7 +129,10 @@ def load_network(entry, device: str = "cpu"):
     except (RuntimeError, KeyError, ValueError) as exc:
         raise ModelError(f"the weights {path} of model '{entry.id}' {entry.version} do not fit its network: {exc}",
                          "re-download the model or reinstall CardiacAI") from None
-    return net.to(device).eval()
+    net = net.to(device).eval()
+    if device == "cpu" and CPU_CHANNELS_LAST:
+        net = net.to(memory_format=torch.channels_last_3d)
+    return net
 
 
 #: Margin (mm) around the body's bounding box when a task without a localiser crops the scan to it.
@@ -445,15 +452,14 @@ def crop_image(image: Image, box: tuple[slice, slice, slice]) -> Image:
 def measure_structures(image: Image, labelmap: Image, label_set: LabelSet,
                        presence: dict[str, Presence]) -> list[dict[str, Any]]:
     """Per-structure volume (mL), LV myocardial mass (g, 1.05 g/mL) and HU mean/SD of the input CT."""
-    from scipy import ndimage as ndi
-
     from .metrics import myocardial_mass_g
+    from .postprocess import label_boxes
 
     lab = labelmap.array
     hu = image.array
     # Each structure inside its own bounding box: the same voxels, in the same order, as a
     # comparison over the whole grid, at a fraction of the cost.
-    boxes = ndi.find_objects(lab, max_label=max(label_set.values)) if lab.size and lab.max() > 0 else []
+    boxes = label_boxes(lab, max(label_set.values))
     rows = []
     for s in label_set.structures:
         box = boxes[s.value - 1] if 0 < s.value <= len(boxes) else None

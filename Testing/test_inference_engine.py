@@ -181,6 +181,43 @@ def test_cpu_runs_bfloat16_only_where_the_cpu_has_it(monkeypatch):
         assert np.array_equal(probs.argmax(axis=0) == 1, ball)
 
 
+class _RecordingConvNet(torch.nn.Module):
+    """Two 3D convolutions (the layers the memory layout changes) that record each window's layout."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Conv3d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                                       torch.nn.Conv3d(8, 3, 3, padding=1))
+        self.channels_last = []
+
+    def forward(self, x):
+        self.channels_last.append(x.is_contiguous(memory_format=torch.channels_last_3d))
+        return self.net(x)
+
+
+def test_cpu_windows_run_channels_last_with_the_same_result(monkeypatch):
+    """On the CPU each window reaches the network channels-last (the faster oneDNN layout) and the
+    probabilities are those of the default layout; load_network keeps CPU weights channels-last too."""
+    import CardiacAI.inference as inference
+    from CardiacAI.models import ModelCatalog
+    from CardiacAI.segmentation import load_network
+
+    image, _ = _ball_image(shape=(30, 40, 50))
+    volume = image.array.astype(np.float32) / 1000.0
+    device = inference.DeviceChoice("cpu", "CPU (test): float32")
+    results = {}
+    for flag in (False, True):
+        monkeypatch.setattr(inference, "CPU_CHANNELS_LAST", flag)
+        net = _RecordingConvNet().eval()
+        results[flag] = sliding_window_logits(volume, net, roi_size=(16, 24, 24), device=device)
+        assert net.channels_last and all(layout == flag for layout in net.channels_last)
+    assert np.allclose(results[True], results[False], atol=1e-5)
+    entry = ModelCatalog.load().default_for("whole-heart")
+    weights = [p for p in load_network(entry, "cpu").parameters() if p.dim() == 5]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights)
+
+
 def test_labels_from_probabilities_is_argmax_with_numpys_ties_and_nan():
     from CardiacAI.inference import labels_from_probabilities
 

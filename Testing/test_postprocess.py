@@ -18,6 +18,7 @@ from CardiacAI.postprocess import (
     keep_components_overlapping,
     keep_component_in_contact,
     keep_largest_component,
+    label_boxes,
     lung_in_front_mm,
     remove_pieces_behind_lung,
     remove_pieces_in_bone,
@@ -34,6 +35,24 @@ def ball(shape, centre_kji, radius_mm, spacing_ijk=SPACING_IJK):
     s = spacing_ijk
     return (((k - centre_kji[0]) * s[2]) ** 2 + ((j - centre_kji[1]) * s[1]) ** 2
             + ((i - centre_kji[2]) * s[0]) ** 2) <= radius_mm ** 2
+
+
+def test_label_boxes_are_find_objects_boxes():
+    """Every structure's bounding box (found inside the labels' own box first) is scipy's, entry for entry:
+    scattered labels, an empty map, bool masks, max_label below and above the largest label."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        shape = tuple(int(n) for n in rng.integers(1, 14, 3))
+        labels = np.zeros(shape, np.uint8)
+        for _ in range(int(rng.integers(0, 7))):
+            labels[tuple(int(rng.integers(0, n)) for n in shape)] = rng.integers(1, 8)
+        for max_label in (0, 3, 9):
+            assert label_boxes(labels, max_label) == ndi.find_objects(labels, max_label)
+        assert label_boxes(labels > 0) == ndi.find_objects((labels > 0).view(np.uint8))
+        view = labels[:, ::-1]  # not contiguous
+        assert label_boxes(view) == ndi.find_objects(view)
 
 
 def test_keep_largest_component_per_structure():
