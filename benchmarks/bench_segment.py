@@ -14,6 +14,9 @@ With --together it instead compares, per case, the tasks run as separate command
 command (``cardiacai segment CASE --task A --task B``: one reading, one import of PyTorch and MONAI), the two
 alternating in each repeat so both see the same machine: median of the separate commands' summed wall-clock
 against the median of the single command.
+With --against CHECKOUT ... it instead times other checkouts of the repository (``git worktree add DIR REV``)
+alternately with this one, each a fresh process of its own CardiacAI, and reports each one's median and its
+paired time ratio to this checkout: the way to say what a change saved on a machine whose speed drifts.
 Not a test: timings depend on the machine and what else runs on it.
 """
 
@@ -22,7 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -36,17 +39,22 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "chest-ct"
 
 
-def run_once(task: str | list[str], case: Path, out: Path, extra: list[str]) -> tuple[float, float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
+def run_once(task: str | list[str], case: Path, out: Path, extra: list[str],
+             checkout: Path = REPO) -> tuple[float, float]:
+    """Wall-clock seconds and peak RSS (MB) of one fresh ``cardiacai segment`` process run from ``checkout``
+    (its own CardiacAI: working folder and PYTHONPATH), with this interpreter and its packages."""
     tasks = [task] if isinstance(task, str) else task
-    subprocess.run([sys.executable, "-m", "CardiacAI", "segment", str(case), "-o", str(out),
-                    *[arg for t in tasks for arg in ("--task", t)], "--overwrite", "--quiet", *extra],
-                   check=True, stdout=subprocess.DEVNULL)
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "CardiacAI", "segment", str(case), "-o", str(out),
+                                *[arg for t in tasks for arg in ("--task", t)], "--overwrite", "--quiet", *extra],
+                               cwd=checkout, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)  # this child's own peak memory
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest child so far: only a new maximum is this run's own.
-    return wall, max(peak, before) / 1024.0
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, process.args)
+    return wall, usage.ru_maxrss / 1024.0
 
 
 def run_warm(task: str, case: Path, repeats: int, extra: list[str]) -> list[float]:
@@ -69,6 +77,10 @@ def main() -> None:
     parser.add_argument("--model", help="catalog model id instead of the task's default (one task only)")
     parser.add_argument("--together", action="store_true",
                         help="compare the tasks as separate commands with all tasks in one command")
+    parser.add_argument("--against", nargs="+", type=Path, default=[], metavar="CHECKOUT",
+                        help="also time other checkouts of the repository (e.g. `git worktree add /tmp/old REV`), "
+                             "alternating with this one in every round; prints each one's figures and its paired "
+                             "time ratio to this one")
     args = parser.parse_args()
     if args.model and len(args.tasks) != 1:
         parser.error("--model needs exactly one --tasks entry (the model's task)")
@@ -76,6 +88,9 @@ def main() -> None:
     extra = (["--cpu"] if args.cpu else []) + (["--model", args.model] if args.model else [])
     if args.together:
         together(args.tasks, args.cases, args.repeats, extra)
+        return
+    if args.against:
+        against(args.tasks, args.cases, args.repeats, extra, [REPO, *(p.resolve() for p in args.against)])
         return
     for task in args.tasks:
         for name in args.cases:
@@ -121,6 +136,35 @@ def together(tasks: list[str], cases: list[str], repeats: int, extra: list[str])
               f"(min {min(separate):.2f}, max {max(separate):.2f}); one command median {statistics.median(single):.2f} s "
               f"(min {min(single):.2f}, max {max(single):.2f}), ratio {statistics.median(single) / statistics.median(separate):.2f}, "
               f"n={repeats}; peak RSS so far {max(peaks):.0f} MB")
+
+
+def against(tasks: list[str], cases: list[str], repeats: int, extra: list[str], checkouts: list[Path]) -> None:
+    """Per task and case, fresh processes of each checkout in turn, ``repeats`` rounds (the order reversed every
+    other round, so that none always runs first); each checkout's median, range and peak RSS, and the median of
+    its per-round time ratio to the first checkout (this one). Same machine, same hour: the ratios hold where
+    absolute times drift with the machine's load."""
+    for task in tasks:
+        for name in cases:
+            case = DATA / name
+            if not case.is_dir():
+                print(f"{task} {name}: not found at {case}")
+                continue
+            walls = {c: [] for c in checkouts}
+            peaks = {c: [] for c in checkouts}
+            with tempfile.TemporaryDirectory() as tmp:
+                for round_ in range(repeats):
+                    for checkout in checkouts if round_ % 2 == 0 else checkouts[::-1]:
+                        wall, peak = run_once(task, case, Path(tmp) / str(checkouts.index(checkout)), extra,
+                                              checkout)
+                        walls[checkout].append(wall)
+                        peaks[checkout].append(peak)
+            first = walls[checkouts[0]]
+            for checkout in checkouts:
+                w = walls[checkout]
+                ratio = statistics.median(b / a for a, b in zip(first, w))
+                print(f"{task:12s} {name} {checkout}: median {statistics.median(w):.2f} s (min {min(w):.2f}, "
+                      f"max {max(w):.2f}, n={len(w)}), peak RSS {max(peaks[checkout]):.0f} MB, "
+                      f"paired ratio to {checkouts[0].name} {ratio:.3f}")
 
 
 if __name__ == "__main__":
