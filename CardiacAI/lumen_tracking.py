@@ -965,14 +965,13 @@ class _AscendingAortaFollower(_AortaFollower):
         joined, why = [], f"reached {s.arch_reach_mm:.0f} mm above the last circle"
         if last >= self.labels.shape[0]:
             last, why = self.labels.shape[0] - 1, "reached the scan's top"
+        around = np.zeros(descending.shape[1:], bool)  # the window holds the last circle and the network's arch
+        around[tuple(np.clip(int(round(c)), 0, n - 1) for c, n in zip(centre, around.shape))] = True
         for k in range(k_top + 1, last + 1):
             arch = descending[k]
             if arch.sum() * self.pixel_mm2 < s.min_section_mm2:
                 why = f"the network's arch ends at slice {k}"
                 break
-            around = np.zeros_like(arch)  # the window holds the last circle and the network's arch
-            cj, ci = int(round(centre[0])), int(round(centre[1]))
-            around[np.clip(cj, 0, arch.shape[0] - 1), np.clip(ci, 0, arch.shape[1] - 1)] = True
             rows, cols = self._window(arch | around, radius + s.arch_gap_mm + 2 * px)
             origin = (rows.start, cols.start)
             network = arch[rows, cols]
@@ -993,9 +992,8 @@ class _AscendingAortaFollower(_AortaFollower):
                 break
             section = np.zeros(arch.shape, bool)
             section[rows, cols] = bridge
-            before = int((self.labels[k] == self.value).sum())
+            joined.append((k, int((bridge & (labels == 0)).sum())))  # the voxels _draw labels
             self._draw(k, section)
-            joined.append((k, int((self.labels[k] == self.value).sum()) - before))
         if not joined:
             return f"not joined to the network's arch ({why})"
         self.report.joined_over_arch_ml = sum(n for _, n in joined) * self.pixel_mm2 * self.sp[0] / 1000.0
