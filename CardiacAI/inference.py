@@ -38,6 +38,17 @@ CPU_BFLOAT16_ENV_VAR = "CARDIACAI_CPU_BFLOAT16"
 CPU_CHANNELS_LAST = True
 
 
+def in_inference_layout(network, device: str):
+    """``network`` (a torch module) with its weights in the memory layout inference runs in on ``device``
+    ("cpu" or "cuda..."): channels-last (NDHWC, ``torch.channels_last_3d``) on the CPU where
+    :data:`CPU_CHANNELS_LAST`, as it is on CUDA. The module is converted in place and returned."""
+    import torch
+
+    if device == "cpu" and CPU_CHANNELS_LAST:
+        network = network.to(memory_format=torch.channels_last_3d)
+    return network
+
+
 @dataclasses.dataclass(frozen=True)
 class DeviceChoice:
     """The torch device inference runs on, and why (shown to the user: "GPU not used" is a top complaint).

@@ -1141,6 +1141,7 @@ def label_boxes(array: np.ndarray, max_label: int = 0) -> list[tuple[slice, ...]
     grid (an IMA/aorta result on LIDC-IDRI-0001's 512 x 512 x 133 grid: 12 against 33 ms). The result is the same.
 
     array: non-negative integer or bool array (K, J, I); other shapes go to ``find_objects`` as they are.
+    Raises what ``find_objects`` raises for an array that is not of an integer type (TypeError).
     """
     a = np.asarray(array)
     if a.dtype == bool:

@@ -38,9 +38,9 @@ from .coordinates import array_axis_along
 from .errors import InputError, OperationCancelled
 from .image import Image, check_ct_volume
 from .inference import (
-    CPU_CHANNELS_LAST,
     ProgressCallback,
     choose_device,
+    in_inference_layout,
     labels_from_probabilities,
     labels_from_probabilities_onto,
     sliding_window_logits,
@@ -111,8 +111,8 @@ def import_inference_libraries(*, freeze: bool = False) -> float:
 def load_network(entry, device: str = "cpu"):
     """Build the network a catalog entry describes and load its checked weights (eval mode).
 
-    On the CPU the weights are kept channels-last (NDHWC, ``torch.channels_last_3d``), the memory format
-    oneDNN's 3D convolutions run fastest in (:data:`CardiacAI.inference.CPU_CHANNELS_LAST`).
+    On the CPU the weights are kept channels-last (NDHWC), the memory format oneDNN's 3D convolutions run
+    fastest in (:func:`CardiacAI.inference.in_inference_layout`).
 
     Raises ModelError when the weights are missing, fail their sha256 check, or do not fit.
     """
@@ -129,10 +129,7 @@ def load_network(entry, device: str = "cpu"):
     except (RuntimeError, KeyError, ValueError) as exc:
         raise ModelError(f"the weights {path} of model '{entry.id}' {entry.version} do not fit its network: {exc}",
                          "re-download the model or reinstall CardiacAI") from None
-    net = net.to(device).eval()
-    if device == "cpu" and CPU_CHANNELS_LAST:
-        net = net.to(memory_format=torch.channels_last_3d)
-    return net
+    return in_inference_layout(net.to(device).eval(), device)
 
 
 #: Margin (mm) around the body's bounding box when a task without a localiser crops the scan to it.

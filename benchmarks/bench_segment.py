@@ -51,9 +51,9 @@ def run_once(task: str | list[str], case: Path, out: Path, extra: list[str],
                                cwd=checkout, env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)  # this child's own peak memory
     wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise subprocess.CalledProcessError(process.returncode, process.args)
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        raise subprocess.CalledProcessError(code, process.args)
     return wall, usage.ru_maxrss / 1024.0
 
 
