@@ -52,6 +52,10 @@ IMA_MAX_INFERENCE_WINDOW = [96, 160, 120]
 IMA_LUMEN_TRACKING = {"structures": ["left_internal_mammary_artery", "right_internal_mammary_artery"],
                       "descending_aorta": "aorta", "unenhanced_ascending_aorta": "aorta"}
 
+# The whole-heart model draws an enhanced aorta as a core inside its lumen (LIDC-IDRI-0001): its cross-sections are
+# widened to the lumen at half maximum (CardiacAI.lumen_tracking.draw_enhanced_aorta_lumen; docs/segmentation.md).
+WHOLE_HEART_LUMEN_TRACKING = {"enhanced_aorta_lumen": "aorta"}
+
 MODELS = [
     # (run folder, id, version, title, extra catalog fields)
     ("whole-heart-localizer", "whole-heart-localizer", "0.2.0",
@@ -66,7 +70,7 @@ MODELS = [
      "Whole heart, 10 structures (Dense V-Net, 2 mm, two-stage)",
      {"default": True, "localizer": {"model": "whole-heart-localizer", "version": "0.2.0", "margin_mm": 35.0,
                                      "max_size_mm": [190.0, 190.0, 250.0]},
-      "min_volume_ml": WHOLE_HEART_MIN_ML}),
+      "min_volume_ml": WHOLE_HEART_MIN_ML, "lumen_tracking": WHOLE_HEART_LUMEN_TRACKING}),
     # 0.5.0: two more cycles on generators 0.2.7-0.2.8 (the body bent forward below the chest): better on the
     # synthetic tuning scans and the first to label LIDC-IDRI-0001's aorta below the hiatus (docs/segmentation.md);
     # 0.6.0: one more on generator 0.2.10 (intercostal muscle in front of the IMAs): better on every tuning
