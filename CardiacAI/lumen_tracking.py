@@ -545,9 +545,10 @@ def draw_enhanced_aorta_lumen(labelmap: np.ndarray, label_set, ct_hu: np.ndarray
     ``branch_opening`` times their equivalent radius (a branch or a bright neighbour touching across a neck comes
     off). A cross-section whose lumen does not end within ``widen_mm`` (it runs on into a touching bright chamber or
     vein, or along the arch), is not round (a voxel farther from its centre than ``widen_max_reach`` times its
-    equivalent radius) or is wider than ``max_lumen_radius_mm`` is left as the network drew it. A bright neighbour the network's label set does not hold, touching an aorta the network drew
-    whole, can pass these tests (a pulmonary artery on a synthetic scan, for the IMA/aorta task): use it where the
-    neighbouring blood pools are labelled (the whole-heart task; docs/segmentation.md).
+    equivalent radius) or is wider than ``max_lumen_radius_mm`` is left as the network drew it. A bright neighbour
+    the network's label set does not hold, touching an aorta the network drew whole, can pass these tests (a
+    pulmonary artery on a synthetic scan, for the IMA/aorta task): use it where the neighbouring blood pools are
+    labelled (the whole-heart task; docs/segmentation.md).
 
     Parameters
     ----------
@@ -1004,9 +1005,9 @@ class _EnhancedLumenWidener(_AortaFollower):
             if widened is None:
                 kept += 1
                 continue
-            before = int((self.labels[k] == self.value).sum())
-            self.labels[k][widened & (self.labels[k] == 0)] = self.value
-            added += int((self.labels[k] == self.value).sum()) - before
+            taken = widened & (self.labels[k] == 0)  # only background becomes aorta
+            added += int(taken.sum())
+            self.labels[k][taken] = self.value
         report.widened_ml = added * self.pixel_mm2 * self.sp[0] / 1000.0
         report.followed = added > 0
         report.reason = (f"{len(sections) - kept} of {len(sections)} cross-sections widened to the lumen"
