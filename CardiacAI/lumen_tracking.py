@@ -652,7 +652,7 @@ class _AortaFollower:
         radius = (radii[n] + 0.5) * px  # the edge voxels' centres lie half a voxel inside the edge
         within = tissue & (self._distance_mm(edge.shape, (j, i)) <= radius)
         if self.opening_mm > 0:  # thin tissue the smoothing joined to the vessel (a pericardial sheath) comes off
-            within = ndi.binary_opening(within, _disc(self.opening_mm / px))
+            within = _opened(within, self.opening_mm / px)
         inside, _ = ndi.label(within)
         disc = np.zeros(self.hu.shape[1:], bool)
         if inside.max():  # a sliver cut off by fat at the circle's rim is not the aorta
@@ -883,7 +883,7 @@ class _DescendingAortaFollower(_AortaFollower):
         window = self._window(near, 2 * radius + self.settings.max_step_mm)
         radius_px = self.settings.branch_opening * radius / min(self.sp[1:])
         above = self.hu[k][window] >= level
-        opened = ndi.binary_opening(above, _disc(radius_px)) if radius_px >= 1 else above
+        opened = _opened(above, radius_px) if radius_px >= 1 else above
         pieces, _ = ndi.label(opened)
         overlap = np.bincount(pieces[near[window]], minlength=pieces.max() + 1)
         overlap[0] = 0
@@ -1143,7 +1143,7 @@ class _AscendingAortaFollower(_AortaFollower):
             capsule = self._segment_distance_mm(network.shape, centre - origin, (jj[nearest], ii[nearest])) <= radius
             labels = self.labels[k][rows, cols]
             tissue = capsule & self._tissue(k, rows, cols, level) & ((labels == 0) | (labels == self.value))
-            tissue = ndi.binary_opening(tissue, _disc(s.ascending_opening_mm / px))
+            tissue = _opened(tissue, s.ascending_opening_mm / px)
             pieces, _ = ndi.label(tissue | network)
             bridge = (pieces == pieces[jj[nearest], ii[nearest]]) & tissue
             if not (bridge & (from_centre <= radius / 2)).any():
