@@ -569,9 +569,11 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     tracking: dict[str, Any] = {}  # what lumen tracking did, per structure, in the last region segmented
 
     def segment_region(box, progress_range):
-        """(labels on the whole grid, the cropped CT): the network's labels inside ``box`` (None: the
-        whole scan), restricted to the body and cleaned per structure; background outside the box.
-        The network's progress fills ``progress_range``; its post-processing is reported at the end."""
+        """(labels on the whole grid, the box holding them): the network's labels inside ``box`` (None: the
+        whole scan), restricted to the body and cleaned per structure, and the aorta its followers drew, which
+        may run on beyond ``box`` along the long axis (the box is then grown to the scan's ends along it);
+        background elsewhere. The network's progress fills ``progress_range``; its post-processing is
+        reported at the end."""
         nonlocal contrast
         t = time.perf_counter()
         region = image if box is None else crop_image(image, box)
@@ -606,20 +608,24 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
                                                         long_axis=long_axis, keys=entry.lumen_tracking["structures"],
                                                         settings=settings)
             tracking.update({key: r.as_dict(slice_mm) for key, r in reports.items()})
-        for part, follow in AORTA_FOLLOWERS.items():
+        followers = {part: follow for part, follow in AORTA_FOLLOWERS.items() if (entry.lumen_tracking or {}).get(part)}
+        if followers and box is not None:
+            # The aorta runs on beyond a region of interest around the heart (the whole-heart model's ends above
+            # the diaphragm): its followers work on the region grown to the scan's ends along the long axis.
+            roi = tuple(slice(0, n) if axis == long_axis else s for axis, (s, n) in enumerate(zip(roi, labels.shape)))
+        roi_hu = image.array[roi]
+        for part, follow in followers.items():
             # the network may stop the aorta at the diaphragm while the enhanced lumen runs on down the abdomen,
             # or (unenhanced) leave gaps in the descending aorta, draw it thin, and find only a core of the ascending
-            key = (entry.lumen_tracking or {}).get(part)
-            if key:
-                labels[roi], aorta_report = follow(labels[roi], label_set, region.array, image.spacing,
-                                                   image.direction, key=key)
-                tracking[part] = {"structure": key, **aorta_report.as_dict(slice_mm)}
+            key = entry.lumen_tracking[part]
+            labels[roi], aorta_report = follow(labels[roi], label_set, roi_hu, image.spacing, image.direction, key=key)
+            tracking[part] = {"structure": key, **aorta_report.as_dict(slice_mm)}
         # after the followers have drawn the aorta at its width: a narrower piece above its arch is a branch
         labels[roi] = remove_branches_above(labels[roi], label_set, image.spacing, image.direction)
         timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t
-        return labels, region
+        return labels, roi
 
-    labels, region = segment_region(box, (0.25 if entry.localizer else 0.05, 0.8))
+    labels, roi = segment_region(box, (0.25 if entry.localizer else 0.05, 0.8))
     region_name = ("whole scan" if box is None else "localised heart" if entry.localizer
                    else "body" if box == body_box else "midline band")
     if region_name == "midline band" and reaches_band_side(labels[box], box, body_box, left_right_axis(image.direction)):
@@ -628,7 +634,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         # the progress bar never goes back: the second pass fills what is left before the regions
         report(0.8, "a structure reaches the side of the midline band: segmenting the whole body")
         band, box = box, body_box
-        labels, region = segment_region(box, (0.8, 0.9))
+        labels, roi = segment_region(box, (0.8, 0.9))
         # the whole body completes what crosses the band's side; what lies wholly outside the band
         # (a piece in an arm or the lateral chest wall) is not a structure of the task
         labels = keep_components_overlapping(labels, band)
@@ -637,10 +643,9 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
                    "region_kji": None if box is None else [[s.start, s.stop] for s in box]})
     check_cancel()
     t = time.perf_counter()
-    roi = box if box is not None else (slice(None),) * 3
     if midline is not None:
         # the band's structures lie near the midline: a piece far to the side is something else
-        # (every label lies in the region the network ran on: work there, not on the whole grid)
+        # (every label lies in the region the network ran on, or its followers: work there, not on the whole grid)
         axis = left_right_axis(image.direction)
         labels[roi] = remove_pieces_off_midline(labels[roi], label_set, midline - (roi[axis].start or 0), axis,
                                                 image.spacing)
@@ -663,7 +668,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     # The perivascular regions reach up to one vessel diameter beyond the region the network ran on:
     # measure them on the whole grid (each structure is still measured inside its own bounding box).
     measurements = (measure_structures(image, labelmap, label_set, presence) if box is None or derived
-                    else measure_structures(region, crop_image(labelmap, box), label_set, presence))
+                    else measure_structures(crop_image(image, roi), crop_image(labelmap, roi), label_set, presence))
     timings["postprocess_s"] += time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
     report(1.0, "done")

@@ -543,3 +543,58 @@ def test_the_pipeline_continues_an_enhanced_descending_aorta_and_records_it(tmp_
     record = result.run["lumen_tracking"]["descending_aorta"]
     assert record["structure"] == "aorta" and record["followed"] and record["slices_added"] == 20
     assert record["length_added_mm"] == 50.0 and "lower edge" in record["reason"]
+
+
+def test_a_localised_model_s_aorta_is_followed_beyond_its_region_and_measured_there(tmp_path, monkeypatch):
+    """The whole-heart model runs on a region of interest around the heart, which ends above the diaphragm; with
+    ``descending_aorta`` in its lumen tracking the enhanced aorta is followed on below the region to the scan's
+    lower edge (the region is grown along the long axis for the followers only), no other structure is drawn
+    there, and measurements.csv counts the aorta's voxels below the region too."""
+    from CardiacAI import segmentation
+
+    root = tmp_path / "catalog"
+    loc = catalog_entry_from_card(write_random_model(root / "loc", "whole-heart", 1, spacing_mm=6.0),
+                                  "loc", "1.0.0", "Localiser", catalog_dir=root)
+    loc["hidden"] = True
+    main = catalog_entry_from_card(write_random_model(root / "seg", "whole-heart", 2, spacing_mm=3.0),
+                                   "seg", "1.0.0", "Segmenter", catalog_dir=root, default=True)
+    main["localizer"] = {"model": "loc", "margin_mm": 10.0}
+    main["lumen_tracking"] = {"descending_aorta": "aorta"}
+    (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [loc, main]}))
+    catalog = ModelCatalog.load(root / "catalog.json")
+    # a fat-filled body; an 18 mm descending aorta (380 HU) down all 40 slices, a 24 mm ascending aorta in front of
+    # it on the upper 8 and a 40 HU "heart" beside it on the upper 20; the region of interest holds the upper 20
+    # slices, where the "network" labels the aorta and the heart
+    ct = np.full((40, 90, 90), -80.0, np.float32)
+    ct[:, :, :4] = ct[:, :, -4:] = ct[:, :3] = ct[:, -3:] = -1000.0  # air round the body
+    jj, ii = np.mgrid[0:90, 0:90]
+    descending = np.hypot((jj - 60) * 0.8, (ii - 50) * 0.8) <= 9.0
+    ascending = np.hypot((jj - 22) * 0.8, (ii - 42) * 0.8) <= 12.0
+    heart = np.hypot((jj - 30) * 0.8, (ii - 68) * 0.8) <= 10.0
+    ct[:, descending] = 380.0
+    ct[32:, ascending] = 380.0
+    ct[20:, heart] = 40.0
+    image = Image(ct, spacing=(0.8, 0.8, 2.5), origin=(0.0, 0.0, 0.0), direction=np.eye(3), modality="CT")
+    region = (slice(20, 40), slice(5, 85), slice(5, 85))
+    monkeypatch.setattr(segmentation, "region_of_interest", lambda *args, **kwargs: region)
+    monkeypatch.setattr(segmentation, "box_onto_grid", lambda box, source, target: box)
+
+    def aorta_and_heart(cropped, *args, **kwargs):
+        labels = np.zeros(cropped.array.shape, np.uint8)
+        labels[cropped.array > 200] = 5  # aorta
+        labels[cropped.array == 40.0] = 3  # left ventricular cavity
+        return cropped.with_array(labels, modality="", metadata={})
+
+    monkeypatch.setattr(segmentation, "predict_labels", aorta_and_heart)
+    result = segmentation.segment(image, "whole-heart", catalog=catalog, prefer_gpu=False)
+    assert result.run["stages"][-1]["region_kji"][0] == [20, 40]
+    labels = result.labelmap.array
+    assert np.array_equal(labels[:20] == 5, np.broadcast_to(descending, (20, 90, 90)))
+    assert set(np.unique(labels[:20])) == {0, 5}
+    record = result.run["lumen_tracking"]["descending_aorta"]
+    assert record["followed"] and record["slices_added"] == 20 and "lower edge" in record["reason"]
+    rows = {row["key"]: row for row in result.measurements}
+    for key, value in (("aorta", 5), ("left_ventricle_cavity", 3)):
+        voxels = np.count_nonzero(labels == value)
+        assert rows[key]["volume_ml"] == pytest.approx(voxels * image.voxel_volume_ml, abs=1e-3), key
+    assert rows["aorta"]["hu_mean"] == pytest.approx(380.0)

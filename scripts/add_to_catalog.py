@@ -53,8 +53,10 @@ IMA_LUMEN_TRACKING = {"structures": ["left_internal_mammary_artery", "right_inte
                       "descending_aorta": "aorta", "unenhanced_ascending_aorta": "aorta"}
 
 # The whole-heart model draws an enhanced aorta as a core inside its lumen (LIDC-IDRI-0001): its cross-sections are
-# widened to the lumen at half maximum (CardiacAI.lumen_tracking.draw_enhanced_aorta_lumen; docs/segmentation.md).
-WHOLE_HEART_LUMEN_TRACKING = {"enhanced_aorta_lumen": "aorta"}
+# widened to the lumen at half maximum (CardiacAI.lumen_tracking.draw_enhanced_aorta_lumen), and its descending aorta,
+# which ends with the region of interest above the diaphragm, is followed down to the scan's lower edge
+# (follow_descending_aorta; docs/segmentation.md).
+WHOLE_HEART_LUMEN_TRACKING = {"enhanced_aorta_lumen": "aorta", "descending_aorta": "aorta"}
 
 MODELS = [
     # (run folder, id, version, title, extra catalog fields)
