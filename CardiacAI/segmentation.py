@@ -501,6 +501,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     """
     from .models import ModelCatalog
     from .lumen_tracking import AORTA_FOLLOWERS, TrackingSettings, follow_thin_arteries
+    from .lumen_trim import trim_to_enhanced_lumen
     from .perivascular import add_perivascular_regions
     from .postprocess import (body_mask_from_ct, clean_labelmap, keep_components_overlapping, remove_branches_above,
                               remove_pieces_behind_lung, remove_pieces_in_bone, remove_pieces_off_midline,
@@ -608,6 +609,11 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
                                                         long_axis=long_axis, keys=entry.lumen_tracking["structures"],
                                                         settings=settings)
             tracking.update({key: r.as_dict(slice_mm) for key, r in reports.items()})
+        if entry.lumen_tracking and entry.lumen_tracking.get("enhanced_lumen_trim"):
+            # the network may draw an enhanced vein too wide, into the fat around it (the whole-heart coronary sinus)
+            labels[roi], trims = trim_to_enhanced_lumen(labels[roi], label_set, region.array, image.spacing,
+                                                        keys=entry.lumen_tracking["enhanced_lumen_trim"])
+            tracking["enhanced_lumen_trim"] = {key: r.as_dict() for key, r in trims.items()}
         followers = {part: follow for part, follow in AORTA_FOLLOWERS.items() if (entry.lumen_tracking or {}).get(part)}
         if followers and box is not None:
             # The aorta runs on beyond a region of interest around the heart (the whole-heart model's ends above

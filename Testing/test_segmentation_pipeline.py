@@ -480,6 +480,12 @@ def test_lumen_tracking_must_name_structures_of_the_label_set(tmp_path):
     assert catalog.get("ima").lumen_tracking == {"unenhanced_ascending_aorta": "aorta"}
     with pytest.raises(ModelError, match="lumen_tracking: 'ascending_aorta' is not a structure"):
         _lumen_tracking_catalog(tmp_path / "e", {"unenhanced_ascending_aorta": "ascending_aorta"})
+    catalog = _lumen_tracking_catalog(tmp_path / "trim", {"enhanced_lumen_trim": ["aorta"]})
+    assert catalog.get("ima").lumen_tracking == {"enhanced_lumen_trim": ["aorta"]}
+    with pytest.raises(ModelError, match="lumen_tracking: 'coronary_sinus' is not a structure of label set 'ima-aorta'"):
+        _lumen_tracking_catalog(tmp_path / "f", {"enhanced_lumen_trim": ["coronary_sinus"]})
+    with pytest.raises(ModelError, match="lumen_tracking"):  # the schema: an empty list trims nothing
+        _lumen_tracking_catalog(tmp_path / "g", {"enhanced_lumen_trim": []})
 
 
 def test_the_pipeline_follows_an_enhanced_artery_and_records_it(tmp_path, monkeypatch):
