@@ -118,7 +118,7 @@ def follow_thin_arteries(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, spa
     is never taken, and no voxel of the followed structure is removed. Raises InputError for arrays of different shapes, a non-integer label map, a spacing that
     is not three positive numbers or a ``long_axis`` not in 0-2.
     """
-    labels, spacing = _checked_inputs(labelmap, ct_hu, spacing_ijk)
+    labels, spacing = checked_label_inputs(labelmap, ct_hu, spacing_ijk)
     if long_axis not in (0, 1, 2):
         raise InputError(f"long_axis must be 0, 1 or 2 (k, j, i), got {long_axis!r}", "pass an array axis")
     out = labels.copy()
@@ -159,9 +159,10 @@ def follow_thin_arteries(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, spa
     return out, reports
 
 
-def _checked_inputs(labelmap, ct_hu: np.ndarray, spacing_ijk) -> tuple[np.ndarray, np.ndarray]:
-    """(the label map as an array, the spacing (i, j, k) in mm as floats) after the checks both trackers make:
-    InputError for a non-integer label map, a CT of another shape, or a spacing that is not three positive numbers."""
+def checked_label_inputs(labelmap, ct_hu: np.ndarray, spacing_ijk) -> tuple[np.ndarray, np.ndarray]:
+    """(the label map as an array, the spacing (i, j, k) in mm as floats) after the checks every step that redraws a
+    vessel from the CT makes (here and in :mod:`CardiacAI.lumen_trim`): InputError for a non-integer label map, a CT
+    of another shape, or a spacing that is not three positive numbers."""
     labels = np.asarray(labelmap)
     if not np.issubdtype(labels.dtype, np.integer):
         raise InputError(f"label map must be integer, got {labels.dtype}", "pass label values, not probabilities")
@@ -583,7 +584,7 @@ def _run_aorta_follower(follower, labelmap, label_set, ct_hu, spacing_ijk, direc
                         settings: AortaFollowSettings) -> tuple[np.ndarray, AortaFollowReport]:
     """Run ``follower`` (an :class:`_AortaFollower` class) on a view of a copy of the label map with the long
     axis first and superior up; (the new label map, its report)."""
-    labels, spacing = _checked_inputs(labelmap, ct_hu, spacing_ijk)
+    labels, spacing = checked_label_inputs(labelmap, ct_hu, spacing_ijk)
     structure = label_set.by_key(key)  # InputError naming the label set's keys
     long_axis, superior_up = array_axis_along(direction, 2)
     ap_axis, posterior_up = array_axis_along(direction, 1)

@@ -21,7 +21,7 @@ from typing import Iterable
 import numpy as np
 from scipy import ndimage as ndi
 
-from .lumen_tracking import _checked_inputs
+from .lumen_tracking import checked_label_inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +90,7 @@ def trim_to_enhanced_lumen(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, s
     background. Raises InputError for a non-integer label map, a CT of another shape, a spacing that is not three
     positive numbers, or a key not in the label set (the error lists its keys).
     """
-    labels, spacing = _checked_inputs(labelmap, ct_hu, spacing_ijk)
+    labels, spacing = checked_label_inputs(labelmap, ct_hu, spacing_ijk)
     values = {key: label_set.by_key(key).value for key in keys}  # InputError naming the label set's keys
     sampling = spacing[::-1]  # (k, j, i) mm
     voxel_ml = float(np.prod(spacing)) / 1000.0

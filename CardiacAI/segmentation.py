@@ -616,8 +616,8 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
             tracking["enhanced_lumen_trim"] = {key: r.as_dict() for key, r in trims.items()}
         followers = {part: follow for part, follow in AORTA_FOLLOWERS.items() if (entry.lumen_tracking or {}).get(part)}
         if followers and box is not None:
-            # The aorta runs on beyond a region of interest around the heart (the whole-heart model's ends above
-            # the diaphragm): its followers work on the region grown to the scan's ends along the long axis.
+            # The aorta runs on beyond a region of interest around the heart (the whole-heart model's region ends
+            # above the diaphragm): its followers work on the region grown to the scan's ends along the long axis.
             roi = tuple(slice(0, n) if axis == long_axis else s for axis, (s, n) in enumerate(zip(roi, labels.shape)))
         roi_hu = image.array[roi]
         for part, follow in followers.items():

