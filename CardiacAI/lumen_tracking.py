@@ -549,7 +549,9 @@ def draw_enhanced_aorta_lumen(labelmap: np.ndarray, label_set, ct_hu: np.ndarray
     equivalent radius) or is wider than ``max_lumen_radius_mm`` is left as the network drew it. A bright neighbour
     the network's label set does not hold, touching an aorta the network drew whole, can pass these tests (a
     pulmonary artery on a synthetic scan, for the IMA/aorta task): use it where the neighbouring blood pools are
-    labelled (the whole-heart task; docs/segmentation.md).
+    labelled (the whole-heart task; docs/segmentation.md). The same serves another large enhanced vessel that runs
+    across the axial slices and that the network draws as a core (``key``: the whole-heart model's superior vena
+    cava, catalog ``lumen_tracking.enhanced_lumen_widen``).
 
     Parameters
     ----------
@@ -958,7 +960,7 @@ class _EnhancedLumenWidener(_AortaFollower):
         mask = self.labels == self.value
         ks = np.flatnonzero(mask.any(axis=(1, 2)))
         if not ks.size:
-            report.reason = "no aorta to widen"
+            report.reason = "nothing to widen"
             return
         # a small piece apart from the aorta's large ones (a branch's stump, a pulmonary vessel taken for aorta)
         # is left as it is: widened, a false piece would take in the whole of the vessel it lies in
@@ -979,7 +981,7 @@ class _EnhancedLumenWidener(_AortaFollower):
                     window = self._window(section, 0.0)
                     core.append(self.hu[k][window][ndi.binary_erosion(section[window])])
         if not whole:
-            report.reason = f"no cross-section of the aorta reaches {s.min_section_mm2:.0f} mm²"
+            report.reason = f"no cross-section reaches {s.min_section_mm2:.0f} mm²"
             return
         lumen = float(np.median(np.concatenate(core))) if sum(c.size for c in core) else float("nan")
         report.lumen_hu = lumen

@@ -500,7 +500,7 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
     OperationCancelled: ``cancel`` was set.
     """
     from .models import ModelCatalog
-    from .lumen_tracking import AORTA_FOLLOWERS, TrackingSettings, follow_thin_arteries
+    from .lumen_tracking import AORTA_FOLLOWERS, TrackingSettings, draw_enhanced_aorta_lumen, follow_thin_arteries
     from .lumen_trim import trim_to_enhanced_lumen
     from .perivascular import add_perivascular_regions
     from .postprocess import (body_mask_from_ct, clean_labelmap, keep_components_overlapping, remove_branches_above,
@@ -626,6 +626,12 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
             key = entry.lumen_tracking[part]
             labels[roi], aorta_report = follow(labels[roi], label_set, roi_hu, image.spacing, image.direction, key=key)
             tracking[part] = {"structure": key, **aorta_report.as_dict(slice_mm)}
+        for key in (entry.lumen_tracking or {}).get("enhanced_lumen_widen", []):
+            # a large enhanced vessel the network draws as a core inside its lumen, as the aorta (the whole-heart SVC);
+            # after the aorta, which keeps the voxels the two might both take
+            labels[roi], widen_report = draw_enhanced_aorta_lumen(labels[roi], label_set, roi_hu, image.spacing,
+                                                                  image.direction, key=key)
+            tracking.setdefault("enhanced_lumen_widen", {})[key] = widen_report.as_dict(slice_mm)
         # after the followers have drawn the aorta at its width: a narrower piece above its arch is a branch
         labels[roi] = remove_branches_above(labels[roi], label_set, image.spacing, image.direction)
         timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t

@@ -492,6 +492,10 @@ def test_lumen_tracking_must_name_structures_of_the_label_set(tmp_path):
         _lumen_tracking_catalog(tmp_path / "f", {"enhanced_lumen_trim": ["coronary_sinus"]})
     with pytest.raises(ModelError, match="lumen_tracking"):  # the schema: an empty list trims nothing
         _lumen_tracking_catalog(tmp_path / "g", {"enhanced_lumen_trim": []})
+    catalog = _lumen_tracking_catalog(tmp_path / "widen", {"enhanced_lumen_widen": ["aorta"]})
+    assert catalog.get("ima").lumen_tracking == {"enhanced_lumen_widen": ["aorta"]}
+    with pytest.raises(ModelError, match="lumen_tracking: 'superior_vena_cava' is not a structure"):
+        _lumen_tracking_catalog(tmp_path / "h", {"enhanced_lumen_widen": ["superior_vena_cava"]})
 
 
 def test_the_pipeline_follows_an_enhanced_artery_and_records_it(tmp_path, monkeypatch):

@@ -56,9 +56,10 @@ IMA_LUMEN_TRACKING = {"structures": ["left_internal_mammary_artery", "right_inte
 # widened to the lumen at half maximum (CardiacAI.lumen_tracking.draw_enhanced_aorta_lumen), and its descending aorta,
 # which ends with the region of interest above the diaphragm, is followed down to the scan's lower edge
 # (follow_descending_aorta); it draws the enhanced coronary sinus too wide, into the fat of the atrioventricular groove,
-# and the sinus is trimmed to its lumen at half maximum (CardiacAI.lumen_trim; docs/segmentation.md).
+# and the sinus is trimmed to its lumen at half maximum (CardiacAI.lumen_trim); it draws the enhanced SVC as a core
+# inside its lumen too, and the SVC is widened as the aorta is (docs/segmentation.md).
 WHOLE_HEART_LUMEN_TRACKING = {"enhanced_aorta_lumen": "aorta", "descending_aorta": "aorta",
-                              "enhanced_lumen_trim": ["coronary_sinus"]}
+                              "enhanced_lumen_trim": ["coronary_sinus"], "enhanced_lumen_widen": ["superior_vena_cava"]}
 
 MODELS = [
     # (run folder, id, version, title, extra catalog fields)

@@ -99,9 +99,9 @@ class ModelEntry:
     #: (CardiacAI.lumen_tracking.follow_thin_arteries), the descending aorta continued below the network's lower
     #: end, enhanced or not (follow_descending_aorta), and an unenhanced ascending aorta drawn at its width
     #: (follow_unenhanced_ascending_aorta), an enhanced aorta widened to its lumen (draw_enhanced_aorta_lumen,
-    #: "enhanced_aorta_lumen": key) and enhanced veins drawn too wide trimmed to their lumen
-    #: (CardiacAI.lumen_trim.trim_to_enhanced_lumen, "enhanced_lumen_trim": [key, ...]); None: the network's labels
-    #: as they are.
+    #: "enhanced_aorta_lumen": key; other large enhanced vessels drawn as a core the same way, "enhanced_lumen_widen":
+    #: [key, ...]) and enhanced veins drawn too wide trimmed to their lumen (CardiacAI.lumen_trim.trim_to_enhanced_lumen,
+    #: "enhanced_lumen_trim": [key, ...]); None: the network's labels as they are.
     lumen_tracking: dict[str, Any] | None = None
 
     # -- what the card says -----------------------------------------------------------------------
@@ -477,6 +477,7 @@ def _entry_from_json(item: dict[str, Any], index: int, catalog_dir: Path, source
     tracking = item.get("lumen_tracking", {})
     problems.extend(_structure_key_problems(item["label_set"], "lumen_tracking",
                                             [*tracking.get("structures", []), *tracking.get("enhanced_lumen_trim", []),
+                                             *tracking.get("enhanced_lumen_widen", []),
                                              # the aorta followers' parts name a structure each
                                              *(value for value in tracking.values() if isinstance(value, str))]))
     if problems:
