@@ -160,9 +160,10 @@ def follow_thin_arteries(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, spa
 
 
 def checked_label_inputs(labelmap, ct_hu: np.ndarray, spacing_ijk) -> tuple[np.ndarray, np.ndarray]:
-    """(the label map as an array, the spacing (i, j, k) in mm as floats) after the checks every step that redraws a
-    vessel from the CT makes (here and in :mod:`CardiacAI.lumen_trim`): InputError for a non-integer label map, a CT
-    of another shape, or a spacing that is not three positive numbers."""
+    """(the label map as an integer array (K, J, I), the spacing (i, j, k) in mm as floats) after the checks every
+    step that redraws a vessel from the CT makes (here and in :mod:`CardiacAI.lumen_trim`); ``ct_hu`` is the CT in HU
+    on the same (K, J, I) grid. Raises InputError for a non-integer label map, a CT of another shape, or a spacing
+    that is not three positive numbers."""
     labels = np.asarray(labelmap)
     if not np.issubdtype(labels.dtype, np.integer):
         raise InputError(f"label map must be integer, got {labels.dtype}", "pass label values, not probabilities")

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .lumen_tracking import checked_label_inputs
+from .postprocess import label_boxes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,17 +97,18 @@ def trim_to_enhanced_lumen(labelmap: np.ndarray, label_set, ct_hu: np.ndarray, s
     voxel_ml = float(np.prod(spacing)) / 1000.0
     margin = [int(np.ceil(settings.ring_mm[1] / s)) + 1 for s in sampling]
     out = labels.copy()
+    # every structure's box in one pass (trimming one structure leaves the others' boxes as they are)
+    boxes = label_boxes(out, max(values.values(), default=0))
     reports: dict[str, LumenTrimReport] = {}
     for key, value in values.items():
         report = reports[key] = LumenTrimReport()
-        mask = out == value
-        found = ndi.find_objects(mask.view(np.uint8))
-        if not found:
+        found = boxes[value - 1] if value <= len(boxes) else None
+        if found is None:
             report.reason = "not found"
             continue
         # the work is done in the structure's box grown by the ring
-        box = tuple(slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(found[0], margin, mask.shape))
-        vessel, hu = mask[box], ct_hu[box]
+        box = tuple(slice(max(b.start - m, 0), min(b.stop + m, n)) for b, m, n in zip(found, margin, out.shape))
+        vessel, hu = out[box] == value, ct_hu[box]
         lumen = float(np.percentile(hu[vessel], settings.lumen_percentile))
         report.lumen_hu = lumen
         if lumen < settings.min_lumen_hu:

@@ -602,19 +602,19 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         long_axis = array_axis_along(image.direction, 2)[0]
         labels[roi] = clean_labelmap(labels[roi], label_set, image.spacing, long_axis=long_axis)
         slice_mm = float(np.asarray(image.spacing)[::-1][long_axis])
-        if entry.lumen_tracking and entry.lumen_tracking.get("structures"):
+        rules = entry.lumen_tracking or {}  # the vessels redrawn from the scan after the network
+        if rules.get("structures"):
             # the network finds stretches of a thin enhanced artery: follow its lumen from them
-            settings = TrackingSettings(redraw=bool(entry.lumen_tracking.get("redraw", True)))
+            settings = TrackingSettings(redraw=bool(rules.get("redraw", True)))
             labels[roi], reports = follow_thin_arteries(labels[roi], label_set, region.array, image.spacing,
-                                                        long_axis=long_axis, keys=entry.lumen_tracking["structures"],
-                                                        settings=settings)
+                                                        long_axis=long_axis, keys=rules["structures"], settings=settings)
             tracking.update({key: r.as_dict(slice_mm) for key, r in reports.items()})
-        if entry.lumen_tracking and entry.lumen_tracking.get("enhanced_lumen_trim"):
+        if rules.get("enhanced_lumen_trim"):
             # the network may draw an enhanced vein too wide, into the fat around it (the whole-heart coronary sinus)
             labels[roi], trims = trim_to_enhanced_lumen(labels[roi], label_set, region.array, image.spacing,
-                                                        keys=entry.lumen_tracking["enhanced_lumen_trim"])
+                                                        keys=rules["enhanced_lumen_trim"])
             tracking["enhanced_lumen_trim"] = {key: r.as_dict() for key, r in trims.items()}
-        followers = {part: follow for part, follow in AORTA_FOLLOWERS.items() if (entry.lumen_tracking or {}).get(part)}
+        followers = {part: follow for part, follow in AORTA_FOLLOWERS.items() if rules.get(part)}
         if followers and box is not None:
             # The aorta runs on beyond a region of interest around the heart (the whole-heart model's region ends
             # above the diaphragm): its followers work on the region grown to the scan's ends along the long axis.
@@ -623,10 +623,10 @@ def segment(image: Image, task: str, *, model_id: str | None = None, version: st
         for part, follow in followers.items():
             # the network may stop the aorta at the diaphragm while the enhanced lumen runs on down the abdomen,
             # or (unenhanced) leave gaps in the descending aorta, draw it thin, and find only a core of the ascending
-            key = entry.lumen_tracking[part]
+            key = rules[part]
             labels[roi], aorta_report = follow(labels[roi], label_set, roi_hu, image.spacing, image.direction, key=key)
             tracking[part] = {"structure": key, **aorta_report.as_dict(slice_mm)}
-        for key in (entry.lumen_tracking or {}).get("enhanced_lumen_widen", []):
+        for key in rules.get("enhanced_lumen_widen", []):
             # a large enhanced vessel the network draws as a core inside its lumen, as the aorta (the whole-heart SVC);
             # after the aorta, which keeps the voxels the two might both take
             labels[roi], widen_report = draw_enhanced_aorta_lumen(labels[roi], label_set, roi_hu, image.spacing,
